@@ -1,0 +1,60 @@
+/**
+ * The admin listener: liveness, readiness, Prometheus metrics and a JSON view of every pool. It never
+ * shares a port with public traffic, so it can be exposed to the cluster (Prometheus, kubelet probes)
+ * without exposing it to the chatbot's users, and nothing on it changes state.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { GatewayMetrics } from '../metrics/metrics.js';
+import type { PoolRuntime } from '../pool/runtime.js';
+
+export interface AdminOptions {
+  readonly pools: ReadonlyMap<string, PoolRuntime>;
+  readonly metrics: GatewayMetrics;
+  /** Reasons the gateway is not ready; empty when ready. */
+  readonly notReadyReasons: () => string[];
+}
+
+export function describePools(pools: ReadonlyMap<string, PoolRuntime>) {
+  return {
+    pools: [...pools.values()].map(({ pool, config, discovery }) => ({
+      name: pool.name,
+      balancer: pool.balancerName,
+      discovery: discovery.description,
+      synced: pool.synced,
+      slotsPerEndpoint: Number.isFinite(config.slotsPerEndpoint) ? config.slotsPerEndpoint : 'unlimited',
+      queueLength: pool.queue.length,
+      inflight: pool.inflight,
+      endpoints: [...pool.backends].map((b) => ({
+        url: b.origin,
+        pod: b.pod,
+        zone: b.zone ?? null,
+        state: b.state,
+        inflight: b.inflight,
+        slots: Number.isFinite(b.limit) ? b.limit : 'unlimited',
+        waiting: b.pinned.length,
+        sessions: b.sessions,
+        sockets: b.sockets,
+        latencyEwmaMs: Math.round(b.latency.valueMs * 10) / 10,
+        requests: b.requests,
+        failures: b.failures,
+      })),
+    })),
+  };
+}
+
+export async function adminPlugin(app: FastifyInstance, options: AdminOptions): Promise<void> {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const reasons = options.notReadyReasons();
+    if (reasons.length > 0) return reply.code(503).send({ status: 'not ready', reasons });
+    return { status: 'ready' };
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    const body = await options.metrics.registry.metrics();
+    return reply.header('content-type', options.metrics.registry.contentType).send(body);
+  });
+
+  app.get('/debug/pools', async () => describePools(options.pools));
+}

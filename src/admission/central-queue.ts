@@ -1,0 +1,169 @@
+/**
+ * The central queue of one pool: the mechanism that makes the gateway beat per-connection spreading.
+ * Each pod has a number of slots; a request takes a free slot chosen by the balancer or waits here,
+ * and every freed slot, on any pod, goes to the oldest waiter that may use it. So no request waits
+ * behind a slow pod while another pod has a free slot (HAProxy's `maxconn` + queue, made pool-wide).
+ *
+ * Waiters are kept in two kinds of FIFO: one general queue for requests any pod may serve, and one
+ * per pod for sticky requests pinned to it; a freed slot compares the heads of its pod's queue and
+ * the general queue by arrival order. p-queue does not fit here: it runs tasks under one concurrency
+ * number, while a slot belongs to a specific pod and the pod is only chosen when the slot frees.
+ */
+import { GatewayError } from '../errors.js';
+import type { Backend } from '../pool/backend.js';
+import type { Ticket } from './ticket.js';
+import { TicketQueue } from './ticket-queue.js';
+
+export interface QueueLimits {
+  /** Most requests waiting at once (general and pinned together); over it: 503 QUEUE_FULL at once. */
+  readonly maxLength: number;
+  /** Longest wait for a slot; past it: 503 QUEUE_TIMEOUT. */
+  readonly maxWaitMs: number;
+}
+
+/** What the queue needs from its pool. */
+export interface SlotSource {
+  /** A pod with a free slot for new work, chosen by the pool's balancer; undefined when none. */
+  pickFree(): Backend | undefined;
+  /** Whether any pod accepts new work (free slot or not). */
+  hasWorkingBackend(): boolean;
+  /** Takes one slot on `backend` (in-flight accounting). */
+  occupy(backend: Backend): void;
+  now(): number;
+}
+
+export class CentralQueue {
+  private readonly general = new TicketQueue();
+  private seq = 0;
+  /** Waiting tickets, general and pinned. */
+  length = 0;
+
+  constructor(
+    private readonly limits: QueueLimits,
+    private readonly slots: SlotSource,
+  ) {}
+
+  /** Grants a slot now or queues the ticket; may call `onGranted`/`onRejected` synchronously. */
+  admit(ticket: Ticket): void {
+    ticket.seq = ++this.seq;
+    ticket.enqueuedAtMs = this.slots.now();
+    const target = ticket.target;
+    if (target) {
+      if (target.servesSticky && target.hasFreeSlot && target.pinned.length === 0) {
+        this.grant(ticket, target);
+      } else {
+        this.enqueue(ticket, target.pinned);
+      }
+      return;
+    }
+    if (this.general.length === 0) {
+      const backend = this.slots.pickFree();
+      if (backend) {
+        this.grant(ticket, backend);
+        return;
+      }
+    }
+    if (!this.slots.hasWorkingBackend()) {
+      this.reject(ticket, new GatewayError('NO_ENDPOINTS'));
+      return;
+    }
+    this.enqueue(ticket, this.general);
+  }
+
+  /** The client left: a waiting ticket is dropped and never reaches a pod. */
+  cancel(ticket: Ticket): void {
+    if (ticket.state !== 'queued') return;
+    this.unqueue(ticket);
+    ticket.state = 'rejected';
+  }
+
+  /** A slot on `backend` may be free (a request ended, the pod joined, its limit grew): hand it on. */
+  onCapacity(backend: Backend): void {
+    while (backend.hasFreeSlot) {
+      const pinned = backend.servesSticky ? backend.pinned.peek() : undefined;
+      const general = backend.acceptsNewWork ? this.general.peek() : undefined;
+      const next = pinned && general ? (pinned.seq < general.seq ? pinned : general) : (pinned ?? general);
+      if (!next) return;
+      this.unqueue(next);
+      this.grant(next, backend);
+    }
+  }
+
+  /** The pod left the pool: its pinned waiters follow their conversations to new pods. */
+  onBackendGone(backend: Backend): void {
+    for (const ticket of backend.pinned.drain()) {
+      this.length--;
+      ticket.inQueue = undefined;
+      const next = ticket.repin();
+      ticket.target = next;
+      if (next && next.servesSticky && next.hasFreeSlot && next.pinned.length === 0) {
+        this.clearTimer(ticket);
+        this.grant(ticket, next);
+      } else {
+        this.length++;
+        (next ? next.pinned : this.general).push(ticket);
+      }
+    }
+  }
+
+  /** No pod is left at all: waiting for one would only delay the inevitable 503. */
+  rejectAllGeneral(): void {
+    for (const ticket of this.general.drain()) {
+      this.length--;
+      this.clearTimer(ticket);
+      this.reject(ticket, new GatewayError('NO_ENDPOINTS'));
+    }
+  }
+
+  private enqueue(ticket: Ticket, queue: TicketQueue): void {
+    if (this.length >= this.limits.maxLength) {
+      this.reject(ticket, new GatewayError('QUEUE_FULL', `the pool queue is full (${this.limits.maxLength} waiting); retry later`));
+      return;
+    }
+    const now = this.slots.now();
+    const queueLimitMs = now + this.limits.maxWaitMs;
+    const expiresMs = Math.min(queueLimitMs, ticket.deadlineMs);
+    if (expiresMs <= now) {
+      this.reject(ticket, new GatewayError('DEADLINE_EXCEEDED'));
+      return;
+    }
+    ticket.state = 'queued';
+    queue.push(ticket);
+    this.length++;
+    const code = ticket.deadlineMs < queueLimitMs ? 'DEADLINE_EXCEEDED' : 'QUEUE_TIMEOUT';
+    ticket.timer = setTimeout(() => this.expire(ticket, code), expiresMs - now);
+  }
+
+  private expire(ticket: Ticket, code: 'DEADLINE_EXCEEDED' | 'QUEUE_TIMEOUT'): void {
+    ticket.timer = undefined;
+    if (ticket.state !== 'queued') return;
+    this.unqueue(ticket);
+    this.reject(ticket, new GatewayError(code));
+  }
+
+  private unqueue(ticket: Ticket): void {
+    const queue = ticket.inQueue as TicketQueue | undefined;
+    if (queue?.remove(ticket)) this.length--;
+    this.clearTimer(ticket);
+  }
+
+  private clearTimer(ticket: Ticket): void {
+    if (ticket.timer) {
+      clearTimeout(ticket.timer);
+      ticket.timer = undefined;
+    }
+  }
+
+  private grant(ticket: Ticket, backend: Backend): void {
+    this.slots.occupy(backend);
+    ticket.state = 'granted';
+    ticket.backend = backend;
+    ticket.grantedAtMs = this.slots.now();
+    ticket.onGranted(backend);
+  }
+
+  private reject(ticket: Ticket, error: GatewayError): void {
+    ticket.state = 'rejected';
+    ticket.onRejected(error);
+  }
+}

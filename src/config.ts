@@ -1,0 +1,341 @@
+/**
+ * Configuration: a YAML file (`--config FILE` or GATEWAY_CONFIG) or the quick flags, validated once at
+ * start into a frozen object. Every error names the field path and what is allowed, because the person
+ * reading it is an operator staring at a CrashLoopBackOff.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { balancerNames } from './balancer/registry.js';
+import type { BalancerName } from './balancer/types.js';
+
+export interface ListenConfig {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface KubernetesSource {
+  readonly namespace: string;
+  readonly service: string;
+  /** Port name (e.g. `http`) or number. */
+  readonly port: string | number;
+}
+
+export type AffinityMode = 'none' | 'rasa';
+
+export interface PoolConfig {
+  readonly name: string;
+  readonly endpoints?: readonly string[];
+  readonly kubernetes?: KubernetesSource;
+  readonly balancer: BalancerName;
+  /** Infinity for `unlimited`. */
+  readonly slotsPerEndpoint: number;
+  readonly queue: { readonly maxLength: number; readonly maxWaitMs: number };
+  readonly upstreamTimeoutMs: number;
+  readonly affinity: AffinityMode;
+  readonly sessions: { readonly maxEntries: number; readonly idleTtlMs: number };
+}
+
+export interface RouteConfig {
+  readonly path?: string;
+  readonly prefix?: string;
+  readonly pool: string;
+  readonly methods?: readonly string[];
+  /** Queue wait + upstream, end to end. */
+  readonly deadlineMs?: number;
+}
+
+export interface GatewayConfig {
+  readonly listen: ListenConfig;
+  readonly admin: ListenConfig;
+  readonly shutdown: { readonly drainTimeoutMs: number };
+  readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+  readonly pools: Readonly<Record<string, PoolConfig>>;
+  readonly routes: readonly RouteConfig[];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly field: string, detail: string) {
+    super(`config error at ${field || '(root)'}: ${detail}`);
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+function describe(value: unknown): string {
+  return value === undefined ? 'nothing' : JSON.stringify(value);
+}
+
+function object(value: unknown, path: string, allowed: readonly string[]): Obj {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(path, `must be a mapping (got ${describe(value)})`);
+  }
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) {
+      throw new ConfigError(join(path, key), `unknown key; allowed here: ${allowed.join(', ')}`);
+    }
+  }
+  return value as Obj;
+}
+
+function join(path: string, key: string | number): string {
+  return typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${key}` : key;
+}
+
+function integer(value: unknown, path: string, min: number, max: number, fallback?: number): number {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(path, `must be an integer from ${min} to ${max} (got ${describe(value)})`);
+  }
+  return value;
+}
+
+function string(value: unknown, path: string, fallback?: string): string {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new ConfigError(path, `must be a non-empty string (got ${describe(value)})`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(value: unknown, path: string, allowed: readonly T[], fallback?: T): T {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value !== 'string' || !allowed.includes(value as T)) {
+    throw new ConfigError(path, `must be one of ${allowed.join(', ')} (got ${describe(value)})`);
+  }
+  return value as T;
+}
+
+function listen(value: unknown, path: string, defaultPort: number): ListenConfig {
+  const o = object(value ?? {}, path, ['host', 'port']);
+  return { host: string(o.host, join(path, 'host'), '0.0.0.0'), port: integer(o.port, join(path, 'port'), 0, 65535, defaultPort) };
+}
+
+function upstreamUrl(value: unknown, path: string): string {
+  const text = string(value, path);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(path, `must be an absolute http:// or https:// URL such as http://10.0.0.5:5005 (got ${describe(text)})`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(path, `must use http:// or https:// (got ${describe(text)})`);
+  }
+  if (url.pathname !== '/' || url.search) {
+    throw new ConfigError(path, `must be an origin without a path or query, e.g. ${url.origin} (got ${describe(text)})`);
+  }
+  return url.origin;
+}
+
+const poolKeys = ['endpoints', 'kubernetes', 'balancer', 'slotsPerEndpoint', 'queue', 'upstreamTimeoutMs', 'affinity', 'sessions'];
+
+function pool(name: string, value: unknown, path: string): PoolConfig {
+  const o = object(value, path, poolKeys);
+  if ((o.endpoints === undefined) === (o.kubernetes === undefined)) {
+    throw new ConfigError(path, 'needs exactly one endpoint source: `endpoints: [http://host:port, ...]` or `kubernetes: { namespace, service, port }`');
+  }
+  let endpoints: string[] | undefined;
+  if (o.endpoints !== undefined) {
+    if (!Array.isArray(o.endpoints)) throw new ConfigError(join(path, 'endpoints'), 'must be a list of URLs');
+    endpoints = o.endpoints.map((u, i) => upstreamUrl(u, join(join(path, 'endpoints'), i)));
+  }
+  let kubernetes: KubernetesSource | undefined;
+  if (o.kubernetes !== undefined) {
+    const kp = join(path, 'kubernetes');
+    const k = object(o.kubernetes, kp, ['namespace', 'service', 'port']);
+    const port = k.port;
+    if (!(typeof port === 'string' && port.length > 0) && !(typeof port === 'number' && Number.isInteger(port) && port > 0 && port < 65536)) {
+      throw new ConfigError(join(kp, 'port'), `must be a port name such as http or a number from 1 to 65535 (got ${describe(port)})`);
+    }
+    kubernetes = { namespace: string(k.namespace, join(kp, 'namespace'), 'default'), service: string(k.service, join(kp, 'service')), port };
+  }
+  const slotsPath = join(path, 'slotsPerEndpoint');
+  const slots = o.slotsPerEndpoint === 'unlimited' ? Infinity : o.slotsPerEndpoint === undefined ? 2 : o.slotsPerEndpoint;
+  if (slots !== Infinity && (typeof slots !== 'number' || !Number.isInteger(slots) || slots < 1 || slots > 100_000)) {
+    throw new ConfigError(slotsPath, `must be an integer from 1 to 100000 or \`unlimited\` (got ${describe(o.slotsPerEndpoint)})`);
+  }
+  const qp = join(path, 'queue');
+  const q = object(o.queue ?? {}, qp, ['maxLength', 'maxWaitMs']);
+  const sp = join(path, 'sessions');
+  const s = object(o.sessions ?? {}, sp, ['maxEntries', 'idleTtlMs']);
+  return {
+    name,
+    ...(endpoints ? { endpoints } : {}),
+    ...(kubernetes ? { kubernetes } : {}),
+    balancer: oneOf(o.balancer, join(path, 'balancer'), balancerNames, 'least-outstanding'),
+    slotsPerEndpoint: slots as number,
+    queue: {
+      maxLength: integer(q.maxLength, join(qp, 'maxLength'), 0, 10_000_000, 1000),
+      maxWaitMs: integer(q.maxWaitMs, join(qp, 'maxWaitMs'), 1, 3_600_000, 30_000),
+    },
+    upstreamTimeoutMs: integer(o.upstreamTimeoutMs, join(path, 'upstreamTimeoutMs'), 1, 3_600_000, 60_000),
+    affinity: oneOf(o.affinity, join(path, 'affinity'), ['none', 'rasa'] as const, 'none'),
+    sessions: {
+      maxEntries: integer(s.maxEntries, join(sp, 'maxEntries'), 1, 100_000_000, 100_000),
+      idleTtlMs: integer(s.idleTtlMs, join(sp, 'idleTtlMs'), 1000, 7 * 24 * 3_600_000, 3_600_000),
+    },
+  };
+}
+
+const methods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
+
+function route(value: unknown, path: string, pools: Record<string, PoolConfig>): RouteConfig {
+  const o = object(value, path, ['path', 'prefix', 'pool', 'methods', 'deadlineMs']);
+  if ((o.path === undefined) === (o.prefix === undefined)) {
+    throw new ConfigError(path, 'needs exactly one of `path` (exact match) or `prefix`');
+  }
+  const matchKey = o.path !== undefined ? 'path' : 'prefix';
+  const match = string(o[matchKey], join(path, matchKey));
+  if (!match.startsWith('/')) throw new ConfigError(join(path, matchKey), `must start with / (got ${describe(match)})`);
+  const poolName = string(o.pool, join(path, 'pool'));
+  if (!pools[poolName]) {
+    throw new ConfigError(join(path, 'pool'), `names no pool; defined pools: ${Object.keys(pools).join(', ') || 'none'}`);
+  }
+  let routeMethods: string[] | undefined;
+  if (o.methods !== undefined) {
+    if (!Array.isArray(o.methods)) throw new ConfigError(join(path, 'methods'), `must be a list of ${methods.join(', ')}`);
+    routeMethods = o.methods.map((m, i) => oneOf(typeof m === 'string' ? m.toUpperCase() : m, join(join(path, 'methods'), i), methods));
+  }
+  return {
+    [matchKey]: match,
+    pool: poolName,
+    ...(routeMethods ? { methods: routeMethods } : {}),
+    ...(o.deadlineMs !== undefined ? { deadlineMs: integer(o.deadlineMs, join(path, 'deadlineMs'), 1, 3_600_000) } : {}),
+  } as RouteConfig;
+}
+
+/** Validates a parsed config document (YAML or JSON) and returns the frozen config. */
+export function validateConfig(doc: unknown): GatewayConfig {
+  const o = object(doc ?? {}, '', ['listen', 'admin', 'shutdown', 'log', 'pools', 'routes']);
+  const sd = object(o.shutdown ?? {}, 'shutdown', ['drainTimeoutMs']);
+  const lg = object(o.log ?? {}, 'log', ['level']);
+  const poolsDoc = object(o.pools, 'pools', Object.keys((o.pools as Obj | undefined) ?? {}));
+  const pools: Record<string, PoolConfig> = {};
+  for (const [name, value] of Object.entries(poolsDoc)) {
+    if (!/^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$/i.test(name)) {
+      throw new ConfigError(join('pools', name), 'pool names use letters, digits, - and _ (they become metric labels)');
+    }
+    pools[name] = pool(name, value, join('pools', name));
+  }
+  if (Object.keys(pools).length === 0) throw new ConfigError('pools', 'must define at least one pool');
+  let routes: RouteConfig[];
+  if (o.routes === undefined) {
+    if (Object.keys(pools).length !== 1) throw new ConfigError('routes', 'is required when there is more than one pool');
+    routes = [{ prefix: '/', pool: Object.keys(pools)[0] as string }];
+  } else {
+    if (!Array.isArray(o.routes) || o.routes.length === 0) throw new ConfigError('routes', 'must be a non-empty list of { path | prefix, pool }');
+    routes = o.routes.map((r, i) => route(r, join('routes', i), pools));
+  }
+  const config: GatewayConfig = {
+    listen: listen(o.listen, 'listen', 8080),
+    admin: listen(o.admin, 'admin', 9090),
+    shutdown: { drainTimeoutMs: integer(sd.drainTimeoutMs, 'shutdown.drainTimeoutMs', 0, 3_600_000, 30_000) },
+    log: { level: oneOf(lg.level, 'log.level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info') },
+    pools,
+    routes,
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export const usage = `Usage: rasa-gateway [--config FILE] [options]
+
+A Kubernetes-aware gateway for Rasa: per-request balancing through a central queue per pool.
+
+  --config FILE        YAML config file (also GATEWAY_CONFIG). Flags below override its listen ports.
+  --upstream URL       Quick form without a file: an upstream pod (repeatable); one pool "default" on /.
+  --balancer NAME      Quick form: ${balancerNames.join(' | ')} (default least-outstanding).
+  --slots N            Quick form: slots per pod, a number or "unlimited" (default 2).
+  --port N             Public listener port (default 8080).
+  --admin-port N       Admin listener port: /metrics /healthz /readyz /debug/pools (default 9090).
+  --host ADDR          Bind address of both listeners (default 0.0.0.0).
+  --log-level LEVEL    fatal | error | warn | info | debug | trace | silent (default info).
+  --check              Validate the config, print it as JSON and exit.
+  -h, --help           This help.
+`;
+
+export interface CliResult {
+  readonly config?: GatewayConfig;
+  readonly help?: boolean;
+  readonly check?: boolean;
+}
+
+/** Builds the config from argv and the environment. Throws ConfigError on any invalid input. */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CliResult {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        config: { type: 'string' },
+        upstream: { type: 'string', multiple: true },
+        balancer: { type: 'string' },
+        slots: { type: 'string' },
+        port: { type: 'string' },
+        'admin-port': { type: 'string' },
+        host: { type: 'string' },
+        'log-level': { type: 'string' },
+        check: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new ConfigError('argv', `${(err as Error).message}; see --help`);
+  }
+  if (values.help) return { help: true };
+  const file = values.config ?? env.GATEWAY_CONFIG;
+  let doc: Obj;
+  if (file) {
+    if (values.upstream) throw new ConfigError('--upstream', 'cannot be combined with a config file; list endpoints in the file instead');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError('--config', `cannot read ${file}: ${(err as Error).message}`);
+    }
+    try {
+      doc = (parseYaml(text) ?? {}) as Obj;
+    } catch (err) {
+      throw new ConfigError('--config', `${file} is not valid YAML: ${(err as Error).message}`);
+    }
+    if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('--config', `${file} must hold a YAML mapping`);
+  } else if (values.upstream) {
+    const slots = values.slots === undefined ? undefined : values.slots === 'unlimited' ? 'unlimited' : Number(values.slots);
+    doc = {
+      pools: {
+        default: {
+          endpoints: values.upstream,
+          ...(values.balancer ? { balancer: values.balancer } : {}),
+          ...(slots !== undefined ? { slotsPerEndpoint: slots } : {}),
+        },
+      },
+    };
+  } else {
+    throw new ConfigError('--config', 'no configuration: pass --config FILE, set GATEWAY_CONFIG, or give --upstream URL (see --help)');
+  }
+  const port = (flag: string, v: string | undefined) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(flag, `must be a port number from 0 to 65535 (got ${JSON.stringify(v)})`);
+    return n;
+  };
+  const publicPort = port('--port', values.port);
+  const adminPort = port('--admin-port', values['admin-port']);
+  if (publicPort !== undefined || values.host) doc.listen = { ...(doc.listen as Obj), ...(publicPort !== undefined ? { port: publicPort } : {}), ...(values.host ? { host: values.host } : {}) };
+  if (adminPort !== undefined || values.host) doc.admin = { ...(doc.admin as Obj), ...(adminPort !== undefined ? { port: adminPort } : {}), ...(values.host ? { host: values.host } : {}) };
+  if (values['log-level']) doc.log = { ...(doc.log as Obj), level: values['log-level'] };
+  if (file && (values.balancer || values.slots)) {
+    throw new ConfigError(values.balancer ? '--balancer' : '--slots', 'belongs to the quick form (--upstream); set it per pool in the config file');
+  }
+  return { config: validateConfig(doc), check: values.check ?? false };
+}

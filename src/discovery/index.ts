@@ -1,0 +1,16 @@
+/** Chooses a pool's discovery source from its config. */
+import type { PoolConfig } from '../config.js';
+import { StaticDiscovery } from './static.js';
+import type { Discovery } from './types.js';
+
+export type DiscoveryFactory = (pool: PoolConfig) => Promise<Discovery>;
+
+export const defaultDiscoveryFactory: DiscoveryFactory = async (pool) => {
+  if (pool.endpoints) return new StaticDiscovery(pool.endpoints);
+  if (pool.kubernetes) {
+    // Loaded only when used: the Kubernetes client is heavy and most tests and demos never need it.
+    const { KubernetesDiscovery } = await import('./kubernetes.js');
+    return KubernetesDiscovery.fromDefaultCredentials(pool.kubernetes, pool.name);
+  }
+  throw new Error(`pool ${pool.name} has no endpoint source`);
+};

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+/** Entry point: config -> gateway -> listen; SIGTERM/SIGINT drain and exit 0; bad config exits 2. */
+import { ConfigError, loadConfig, usage } from './config.js';
+import { Gateway } from './gateway.js';
+
+async function main(): Promise<void> {
+  let cli;
+  try {
+    cli = loadConfig(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`rasa-gateway: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (cli.help || !cli.config) {
+    process.stdout.write(usage);
+    return;
+  }
+  if (cli.check) {
+    process.stdout.write(`${JSON.stringify(cli.config, (_k, v) => (v === Infinity ? 'unlimited' : v), 2)}\n`);
+    return;
+  }
+  const gateway = await Gateway.create(cli.config);
+  const { publicUrl, adminUrl } = await gateway.start();
+  process.stdout.write(`rasa-gateway listening on ${publicUrl} (admin ${adminUrl})\n`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`rasa-gateway: ${signal}, draining for up to ${cli.config?.shutdown.drainTimeoutMs} ms\n`);
+    gateway.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`rasa-gateway: shutdown failed: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`rasa-gateway: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,62 @@
+/**
+ * One upstream pod as the pool sees it: discovery facts plus the gateway's own accounting. Mutable
+ * on purpose: the hot path updates counters in place instead of allocating snapshots per request.
+ */
+import type { EndpointInfo } from '../discovery/types.js';
+import { PeakEwma } from '../load/peak-ewma.js';
+import type { Ticket } from '../admission/ticket.js';
+import { TicketQueue } from '../admission/ticket-queue.js';
+
+/**
+ * ready: takes new work. draining: terminating but serving, keeps in-flight work and its sticky
+ * conversations only. ejected: failed its health checks, takes nothing new. gone: left the pool; only
+ * requests already on it still finish.
+ */
+export type BackendState = 'ready' | 'draining' | 'ejected' | 'gone';
+
+export class Backend {
+  readonly key: string;
+  readonly origin: string;
+  pod: string;
+  zone: string | undefined;
+  state: BackendState = 'ready';
+  inflight = 0;
+  /** Slots: requests this pod may have in flight at once. Infinity when unlimited. */
+  limit: number;
+  /** Sticky conversations currently assigned to this pod (maintained by the affinity table). */
+  sessions = 0;
+  /** Open long-lived connections (websockets), counted apart from requests. */
+  sockets = 0;
+  requests = 0;
+  failures = 0;
+  /** Consecutive failures, for passive ejection. */
+  consecutiveFailures = 0;
+  readonly latency: PeakEwma;
+  /** Requests pinned to this pod (sticky conversations) waiting for one of its slots. */
+  readonly pinned = new TicketQueue();
+  /** Position in the load buckets, maintained by `FreeSlots`; -1 when not there. */
+  bucket = -1;
+
+  constructor(info: EndpointInfo, limit: number, seedLatencyMs: number, nowMs: number) {
+    this.key = info.key;
+    this.origin = info.origin;
+    this.pod = info.pod ?? new URL(info.origin).host;
+    this.zone = info.zone;
+    this.limit = limit;
+    this.latency = new PeakEwma(seedLatencyMs, nowMs);
+  }
+
+  get hasFreeSlot(): boolean {
+    return this.inflight < this.limit;
+  }
+
+  /** Whether new (non-sticky) work may go here. */
+  get acceptsNewWork(): boolean {
+    return this.state === 'ready';
+  }
+
+  /** Whether this pod's sticky conversations may still be served here. */
+  get servesSticky(): boolean {
+    return this.state === 'ready' || this.state === 'draining';
+  }
+}

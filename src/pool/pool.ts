@@ -1,0 +1,197 @@
+/**
+ * One upstream pool: its pods (from discovery snapshots, diffed in place), their slots, the balancer
+ * that picks among free slots, and the central queue for everything else. All admission goes through
+ * `admit`, all accounting ends in `release`, so every slot is taken and given back in one place.
+ */
+import { CentralQueue, type QueueLimits } from '../admission/central-queue.js';
+import type { Ticket } from '../admission/ticket.js';
+import { balancers } from '../balancer/registry.js';
+import type { Balancer, BalancerName } from '../balancer/types.js';
+import type { EndpointInfo } from '../discovery/types.js';
+import { Backend, type BackendState } from './backend.js';
+import { FreeSlots } from './free-slots.js';
+
+export interface PoolOptions {
+  readonly name: string;
+  readonly balancer: BalancerName;
+  /** Slots per pod; Infinity: unlimited (no queue, every request goes straight to a pod). */
+  readonly slotsPerEndpoint: number;
+  readonly queue: QueueLimits;
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+export type Outcome = 'ok' | 'error';
+
+export interface PoolListener {
+  backendAdded?(backend: Backend): void;
+  backendRemoved?(backend: Backend): void;
+}
+
+/** Latency assumed for a pod before its first answer, when the pool has no measurements yet. */
+const DEFAULT_SEED_LATENCY_MS = 100;
+
+export class Pool {
+  readonly name: string;
+  readonly balancerName: BalancerName;
+  private readonly backendsByKey = new Map<string, Backend>();
+  private readonly free = new FreeSlots();
+  private readonly balancer: Balancer;
+  readonly queue: CentralQueue;
+  readonly now: () => number;
+  private readonly random: () => number;
+  private slotsPerEndpoint: number;
+  private readonly listeners: PoolListener[] = [];
+  /** Pods accepting new work, whether or not a slot is free. */
+  private working = 0;
+  /** Requests holding a slot in this pool. */
+  inflight = 0;
+  /** Whether discovery has delivered its first snapshot. */
+  synced = false;
+
+  constructor(options: PoolOptions) {
+    this.name = options.name;
+    this.balancerName = options.balancer;
+    this.balancer = balancers[options.balancer]();
+    this.slotsPerEndpoint = options.slotsPerEndpoint;
+    this.now = options.now ?? (() => performance.now());
+    this.random = options.random ?? Math.random;
+    this.queue = new CentralQueue(options.queue, {
+      pickFree: () => this.balancer.pick(this.free, this.random),
+      hasWorkingBackend: () => this.working > 0,
+      occupy: (backend) => this.occupy(backend),
+      now: this.now,
+    });
+  }
+
+  listen(listener: PoolListener): void {
+    this.listeners.push(listener);
+  }
+
+  get backends(): IterableIterator<Backend> {
+    return this.backendsByKey.values();
+  }
+
+  get size(): number {
+    return this.backendsByKey.size;
+  }
+
+  get(key: string): Backend | undefined {
+    return this.backendsByKey.get(key);
+  }
+
+  /** Pods that accept new work (new requests, new conversations). */
+  get workingCount(): number {
+    return this.working;
+  }
+
+  admit(ticket: Ticket): void {
+    this.queue.admit(ticket);
+  }
+
+  cancel(ticket: Ticket): void {
+    this.queue.cancel(ticket);
+  }
+
+  /** Ends a granted request's hold on its slot; idempotent. `latencyMs` feeds the pod's latency estimate. */
+  release(ticket: Ticket, outcome: Outcome, latencyMs?: number): void {
+    if (ticket.state !== 'granted') return;
+    ticket.state = 'released';
+    const backend = ticket.backend as Backend;
+    backend.inflight--;
+    this.inflight--;
+    backend.requests++;
+    if (outcome === 'error') backend.failures++;
+    if (latencyMs !== undefined) backend.latency.observe(latencyMs, this.now());
+    this.free.update(backend);
+    this.queue.onCapacity(backend);
+  }
+
+  /** Applies a discovery snapshot: adds, updates and removes pods in place. */
+  update(endpoints: readonly EndpointInfo[]): void {
+    const seen = new Set<string>();
+    for (const info of endpoints) {
+      const state = stateOf(info);
+      if (!state || seen.has(info.key)) continue;
+      seen.add(info.key);
+      const existing = this.backendsByKey.get(info.key);
+      if (existing) {
+        existing.pod = info.pod ?? existing.pod;
+        existing.zone = info.zone;
+        if (existing.state !== 'ejected') this.setState(existing, state);
+      } else {
+        this.add(info, state);
+      }
+    }
+    for (const backend of [...this.backendsByKey.values()]) {
+      if (!seen.has(backend.key)) this.remove(backend);
+    }
+    this.synced = true;
+    if (this.backendsByKey.size === 0) this.queue.rejectAllGeneral();
+  }
+
+  /** Changes a pod's state (discovery conditions, ejection) and hands on any slot this frees. */
+  setState(backend: Backend, state: BackendState): void {
+    if (backend.state === state) return;
+    if (backend.acceptsNewWork) this.working--;
+    backend.state = state;
+    if (backend.acceptsNewWork) this.working++;
+    this.free.update(backend);
+    this.queue.onCapacity(backend);
+  }
+
+  /** Changes every pod's slot count (or one pod's, for adaptive limits). */
+  setLimit(backend: Backend, limit: number): void {
+    backend.limit = limit;
+    this.free.update(backend);
+    this.queue.onCapacity(backend);
+  }
+
+  get slots(): number {
+    return this.slotsPerEndpoint;
+  }
+
+  private add(info: EndpointInfo, state: BackendState): void {
+    const backend = new Backend(info, this.slotsPerEndpoint, this.seedLatencyMs(), this.now());
+    backend.state = state;
+    this.backendsByKey.set(backend.key, backend);
+    if (backend.acceptsNewWork) this.working++;
+    this.free.update(backend);
+    for (const l of this.listeners) l.backendAdded?.(backend);
+    this.queue.onCapacity(backend);
+  }
+
+  private remove(backend: Backend): void {
+    if (backend.acceptsNewWork) this.working--;
+    backend.state = 'gone';
+    this.free.remove(backend);
+    this.backendsByKey.delete(backend.key);
+    for (const l of this.listeners) l.backendRemoved?.(backend);
+    this.queue.onBackendGone(backend);
+  }
+
+  private occupy(backend: Backend): void {
+    backend.inflight++;
+    this.inflight++;
+    this.free.update(backend);
+  }
+
+  /** A new pod starts at the pool's average latency, so peak-EWMA neither floods nor starves it. */
+  private seedLatencyMs(): number {
+    let sum = 0;
+    let n = 0;
+    for (const b of this.backendsByKey.values()) {
+      if (b.latency.hasSamples) {
+        sum += b.latency.valueMs;
+        n++;
+      }
+    }
+    return n > 0 ? sum / n : DEFAULT_SEED_LATENCY_MS;
+  }
+}
+
+function stateOf(info: EndpointInfo): BackendState | undefined {
+  if (info.ready) return 'ready';
+  if (info.serving && info.terminating) return 'draining';
+  return undefined;
+}

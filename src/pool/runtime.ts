@@ -1,0 +1,12 @@
+/** A pool with everything that serves it: its config, discovery source and metrics. */
+import type { PoolConfig } from '../config.js';
+import type { Discovery } from '../discovery/types.js';
+import type { PoolMetrics } from '../metrics/metrics.js';
+import type { Pool } from './pool.js';
+
+export interface PoolRuntime {
+  readonly pool: Pool;
+  readonly config: PoolConfig;
+  readonly discovery: Discovery;
+  readonly metrics: PoolMetrics;
+}

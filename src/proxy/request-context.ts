@@ -1,0 +1,95 @@
+/**
+ * The per-request state of a proxied request: its admission ticket, its route and pool, and the one
+ * place where its slot is released and its metrics are recorded (on the response's `close`, which
+ * fires once for a completed response, an upstream error and a client that hung up alike).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import { Ticket } from '../admission/ticket.js';
+import { GatewayError, sendError } from '../errors.js';
+import type { Backend } from '../pool/backend.js';
+import type { PoolRuntime } from '../pool/runtime.js';
+import type { Route } from '../routing/route-table.js';
+
+export const kContext = Symbol('gateway.context');
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    [kContext]?: RequestContext;
+  }
+}
+
+type ResponseWithContext = ServerResponse & { [kContext]?: RequestContext };
+
+/** nginx's convention for "client closed the request before the answer". */
+export const CLIENT_CLOSED = 499;
+
+export class RequestContext extends Ticket {
+  /** Continues the fastify lifecycle once a slot is granted (the preHandler's `done`). */
+  continue: (() => void) | undefined = undefined;
+  /** Time the upstream's response headers arrived, for the pod's latency estimate. */
+  firstByteMs = 0;
+  failed = false;
+  closed = false;
+
+  constructor(
+    readonly request: FastifyRequest,
+    readonly reply: FastifyReply,
+    readonly runtime: PoolRuntime,
+    readonly route: Route,
+    readonly startMs: number,
+  ) {
+    super();
+    if (route.deadlineMs !== undefined) this.deadlineMs = startMs + route.deadlineMs;
+    request[kContext] = this;
+    const res = reply.raw as ResponseWithContext;
+    res[kContext] = this;
+    res.once('close', onResponseClose);
+  }
+
+  override onGranted(_backend: Backend): void {
+    this.runtime.metrics.queueWait.observe((this.grantedAtMs - this.enqueuedAtMs) / 1000);
+    const next = this.continue;
+    this.continue = undefined;
+    next?.();
+  }
+
+  override onRejected(error: GatewayError): void {
+    this.continue = undefined;
+    this.fail(error);
+  }
+
+  /** Answers with a gateway error (if nothing was sent yet) and counts it. */
+  fail(error: GatewayError): void {
+    this.failed = true;
+    if (this.closed) return;
+    this.runtime.metrics.rejected(error.code);
+    sendError(this.reply, error);
+  }
+
+  /** Upstream answered with headers: the pod's latency sample (time to first byte). */
+  responded(nowMs: number, status: number): void {
+    this.firstByteMs = nowMs;
+    if (status >= 500) this.failed = true;
+  }
+
+  /** The response is over (finished or aborted): give the slot back and record the request. */
+  finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const { pool, metrics } = this.runtime;
+    const now = pool.now();
+    if (this.state === 'queued') pool.cancel(this);
+    if (this.state === 'granted') {
+      const latency = this.firstByteMs > 0 ? this.firstByteMs - this.grantedAtMs : undefined;
+      pool.release(this, this.failed ? 'error' : 'ok', latency);
+    }
+    const res = this.reply.raw;
+    metrics.request(res.writableFinished ? res.statusCode : CLIENT_CLOSED);
+    metrics.duration.observe((now - this.startMs) / 1000);
+  }
+}
+
+function onResponseClose(this: ResponseWithContext): void {
+  this[kContext]?.finish();
+}
