@@ -39,8 +39,8 @@ function getUpstream(request: FastifyRequest): string {
 
 function onResponse(request: FastifyRequest, reply: FastifyReply, res: ReplyFromResponse): void {
   const ctx = contextOf(request);
-  ctx.responded(ctx.runtime.pool.now(), res.statusCode);
-  reply.send(res.stream);
+  if (ctx.responded(ctx.runtime.pool.now(), res.statusCode)) reply.send(res.stream);
+  else (res.stream as NodeJS.ReadableStream & { destroy(): void }).destroy();
 }
 
 function onError(reply: FastifyReply, { error }: { error: Error }): void {

