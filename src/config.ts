@@ -22,6 +22,7 @@ export interface KubernetesSource {
 }
 
 export type AffinityMode = 'none' | 'rasa';
+export type OrderingMode = 'webhooks' | 'all' | 'none';
 
 export interface PoolConfig {
   readonly name: string;
@@ -34,6 +35,10 @@ export interface PoolConfig {
   readonly upstreamTimeoutMs: number;
   readonly affinity: AffinityMode;
   readonly sessions: { readonly maxEntries: number; readonly idleTtlMs: number };
+  /** One request in flight per conversation: on webhook routes (default), on every keyed route, or off. */
+  readonly ordering: OrderingMode;
+  /** Largest webhook body read to find its `sender`; larger bodies get 413. */
+  readonly webhookBodyLimitBytes: number;
 }
 
 export interface RouteConfig {
@@ -128,7 +133,7 @@ function upstreamUrl(value: unknown, path: string): string {
   return url.origin;
 }
 
-const poolKeys = ['endpoints', 'kubernetes', 'balancer', 'slotsPerEndpoint', 'queue', 'upstreamTimeoutMs', 'affinity', 'sessions'];
+const poolKeys = ['endpoints', 'kubernetes', 'balancer', 'slotsPerEndpoint', 'queue', 'upstreamTimeoutMs', 'affinity', 'sessions', 'ordering', 'webhookBodyLimitBytes'];
 
 function pool(name: string, value: unknown, path: string): PoolConfig {
   const o = object(value, path, poolKeys);
@@ -171,6 +176,8 @@ function pool(name: string, value: unknown, path: string): PoolConfig {
     },
     upstreamTimeoutMs: integer(o.upstreamTimeoutMs, join(path, 'upstreamTimeoutMs'), 1, 3_600_000, 60_000),
     affinity: oneOf(o.affinity, join(path, 'affinity'), ['none', 'rasa'] as const, 'none'),
+    ordering: oneOf(o.ordering, join(path, 'ordering'), ['webhooks', 'all', 'none'] as const, 'webhooks'),
+    webhookBodyLimitBytes: integer(o.webhookBodyLimitBytes, join(path, 'webhookBodyLimitBytes'), 1024, 100 * 1024 * 1024, 1024 * 1024),
     sessions: {
       maxEntries: integer(s.maxEntries, join(sp, 'maxEntries'), 1, 100_000_000, 100_000),
       idleTtlMs: integer(s.idleTtlMs, join(sp, 'idleTtlMs'), 1000, 7 * 24 * 3_600_000, 3_600_000),

@@ -6,10 +6,11 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { adminPlugin } from './admin/admin-plugin.js';
+import { Affinity } from './affinity/affinity.js';
 import type { GatewayConfig } from './config.js';
 import { defaultDiscoveryFactory, type DiscoveryFactory } from './discovery/index.js';
 import { errorBody, GatewayError } from './errors.js';
-import { GatewayMetrics } from './metrics/metrics.js';
+import { GatewayMetrics, type PoolMetrics } from './metrics/metrics.js';
 import { Pool } from './pool/pool.js';
 import type { PoolRuntime } from './pool/runtime.js';
 import { proxyPlugin } from './proxy/proxy-plugin.js';
@@ -62,7 +63,13 @@ export class Gateway {
         ...(deps.random ? { random: deps.random } : {}),
       });
       const discovery = await factory(poolConfig);
-      gateway.pools.set(pool.name, { pool, config: poolConfig, discovery, metrics: metrics.addPool(pool) });
+      let poolMetrics: PoolMetrics | undefined;
+      const affinity =
+        poolConfig.affinity === 'rasa'
+          ? new Affinity(pool, { ...poolConfig.sessions, onMove: (reason) => poolMetrics?.moved(reason) })
+          : undefined;
+      poolMetrics = metrics.addPool(pool, affinity);
+      gateway.pools.set(pool.name, { pool, config: poolConfig, discovery, metrics: poolMetrics, affinity });
     }
     app.setErrorHandler((error, _request, reply) => {
       const err = error as Error & { statusCode?: number };
@@ -127,7 +134,10 @@ export class Gateway {
     });
     await Promise.race([this.app.close(), deadline]);
     clearTimeout(timer);
-    for (const runtime of this.pools.values()) runtime.discovery.stop();
+    for (const runtime of this.pools.values()) {
+      runtime.discovery.stop();
+      runtime.affinity?.close();
+    }
     await this.admin.close();
   }
 }

@@ -24,6 +24,8 @@ import * as autoscalingV2 from 'kubernetes-models/autoscaling/v2';
 import * as monitoringV1 from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import * as kedaV1alpha1 from '@kubernetes-models/keda/keda.sh/v1alpha1';
 
+import { validateConfig } from '../src/config.js';
+
 const ROOT = process.cwd();
 const CHART = path.join(ROOT, 'deploy/helm/rasa-gateway');
 const KUSTOMIZE_BASE = path.join(ROOT, 'deploy/kustomize/base');
@@ -537,6 +539,26 @@ test('the schema checker reports unknown fields and type errors (self-test)', ()
   assert.match(problems, /readOnlyRootFilesystem must be boolean/);
   assert.doesNotMatch(problems, /extra/);
   assert.match(validateK8s({ apiVersion: 'example.com/v1', kind: 'Thing', metadata: { name: 'x' } }).join(), /no schema/);
+
+  // The check reaches deep into the autoscaling objects and the CRDs too.
+  const docs = [
+    ...helmTemplate(['autoscaling.enabled=true', 'serviceMonitor.enabled=true']),
+    ...helmTemplate(['keda.enabled=true']),
+  ];
+  const poke: Array<[string, (d: any) => void, RegExp]> = [
+    ['HorizontalPodAutoscaler', (d) => (d.spec.behavior.scaleUp.policies[0].periodSecond = 1), /scaleUp\.policies\[0\]\.periodSecond\b/],
+    ['HorizontalPodAutoscaler', (d) => (d.spec.metrics[0].external.target.averageValues = '2'), /target\.averageValues/],
+    ['ServiceMonitor', (d) => (d.spec.endpoints[0].intervall = '5s'), /endpoints\[0\]\.intervall/],
+    ['ScaledObject', (d) => (d.spec.triggers[0].metricsType = 'Value'), /triggers\[0\]\.metricsType/],
+    ['ScaledObject', (d) => (d.spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.window = 1), /scaleDown\.window/],
+  ];
+  for (const [kind, mutate, expected] of poke) {
+    const doc = structuredClone(find(docs, kind)[0]) as any;
+    assert.ok(doc, kind);
+    assert.deepEqual(validateK8s(doc), [], `${kind} is valid before the change`);
+    mutate(doc);
+    assert.match(validateK8s(doc).join('\n'), expected);
+  }
 });
 
 test('helm lint passes with defaults and with every optional feature on', () => {
@@ -620,6 +642,24 @@ test('default render: the gateway, its config, Services, least RBAC and PDB; not
   const pdb = one(docs, 'PodDisruptionBudget');
   assert.deepEqual(at(pdb, 'spec', 'selector', 'matchLabels'), at(dep, 'spec', 'selector', 'matchLabels'));
   assert.equal(at(pdb, 'spec', 'maxUnavailable'), 1);
+});
+
+test('the gateway itself accepts every config the chart and the kustomize base render', () => {
+  const renders = [
+    helmTemplate(),
+    helmTemplate(['autoscaling.enabled=true', 'deletionCost.enabled=true', 'config.pools.nlu.kubernetes.namespace=nlu']),
+    kustomize(KUSTOMIZE_BASE),
+  ];
+  for (const docs of renders) {
+    const cm = one(docs, 'ConfigMap');
+    const config = validateConfig(parseYaml(at(cm, 'data', 'config.yaml')));
+    assert.deepEqual(Object.keys(config.pools).sort(), ['dialog', 'nlu']);
+    const dep = one(docs, 'Deployment');
+    const ports = at(dep, 'spec', 'template', 'spec', 'containers', 0, 'ports') as Obj[];
+    assert.deepEqual(ports.map((p) => p.containerPort), [config.listen.port, config.admin.port]);
+    const drain = Math.ceil(config.shutdown.drainTimeoutMs / 1000);
+    assert.ok(Number(at(dep, 'spec', 'template', 'spec', 'terminationGracePeriodSeconds')) > drain);
+  }
 });
 
 test('Prometheus switches: pod annotations off, ServiceMonitor on', () => {
@@ -758,7 +798,7 @@ function normalize(docs: K8sObject[]): K8sObject[] {
   // kustomize's configMapGenerator suffixes a content hash; the chart uses a checksum annotation.
   for (const d of docs) {
     const m = d.kind === 'ConfigMap' ? /^(.*)-[a-z0-9]{10}$/.exec(d.metadata.name) : null;
-    if (m && docs.every((o) => o.metadata.name !== m[1])) text = text.replaceAll(JSON.stringify(d.metadata.name), JSON.stringify(m[1]));
+    if (m && !docs.some((o) => o.kind === 'ConfigMap' && o.metadata.name === m[1])) text = text.replaceAll(JSON.stringify(d.metadata.name), JSON.stringify(m[1]));
   }
   const out = JSON.parse(text) as K8sObject[];
   for (const d of out) {

@@ -6,12 +6,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { PoolRuntime } from '../pool/runtime.js';
+import { statusRoutes, type StatusOptions } from './status/status-routes.js';
 
 export interface AdminOptions {
   readonly pools: ReadonlyMap<string, PoolRuntime>;
   readonly metrics: GatewayMetrics;
   /** Reasons the gateway is not ready; empty when ready. */
   readonly notReadyReasons: () => string[];
+  /** Tuning for the live status page (GET /, /status.json, /status/events). */
+  readonly status?: Pick<StatusOptions, 'sampler' | 'maxStreams'>;
 }
 
 export function describePools(pools: ReadonlyMap<string, PoolRuntime>) {
@@ -57,4 +60,6 @@ export async function adminPlugin(app: FastifyInstance, options: AdminOptions): 
   });
 
   app.get('/debug/pools', async () => describePools(options.pools));
+
+  await app.register(statusRoutes, { ...options.status, pools: options.pools, metrics: options.metrics });
 }

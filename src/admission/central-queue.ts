@@ -115,6 +115,23 @@ export class CentralQueue {
     }
   }
 
+  /**
+   * Waits in another queue (a conversation's turn) under this pool's limits: counted in its length,
+   * expiring at its max wait or the ticket's deadline, removed by `cancel` when the client leaves.
+   */
+  park(ticket: Ticket, queue: TicketQueue): void {
+    ticket.seq = ++this.seq;
+    ticket.enqueuedAtMs = this.slots.now();
+    this.enqueue(ticket, queue);
+  }
+
+  /** Takes a parked ticket out of its queue; it then goes through `admit` like a new one. */
+  unpark(ticket: Ticket): void {
+    if (ticket.state !== 'queued') return;
+    this.unqueue(ticket);
+    ticket.state = 'new';
+  }
+
   private enqueue(ticket: Ticket, queue: TicketQueue): void {
     if (this.length >= this.limits.maxLength) {
       this.reject(ticket, new GatewayError('QUEUE_FULL', `the pool queue is full (${this.limits.maxLength} waiting); retry later`));

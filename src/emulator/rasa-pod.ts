@@ -7,6 +7,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { Server as SocketIoServer } from 'socket.io';
 
 export type ServiceTime = number | (() => number);
 export type PodMode = 'ok' | 'error' | 'hang' | 'reset';
@@ -40,6 +41,9 @@ export class RasaPod {
   /** Requests that reached this pod, by method and path kind. */
   readonly counts = new Map<string, number>();
   handled = 0;
+  /** The most requests of one conversation this pod ever ran at once (ordering makes it 1). */
+  maxConcurrentPerConversation = 0;
+  private readonly runningByConversation = new Map<string, number>();
   running = 0;
   maxRunning = 0;
   mode: PodMode = 'ok';
@@ -49,6 +53,8 @@ export class RasaPod {
   private readonly waiting: Job[] = [];
   private readonly sockets = new Set<Socket>();
   readonly server: Server;
+  /** Rasa's socketio channel (python-socketio 5 / engine.io 4 compatible), as the chat widgets use it. */
+  readonly io: SocketIoServer;
   url = '';
 
   constructor(readonly options: RasaPodOptions) {
@@ -61,6 +67,25 @@ export class RasaPod {
     this.server.on('connection', (socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
+    });
+    this.io = new SocketIoServer(this.server, { path: '/socket.io/', serveClient: false, cors: { origin: '*' } });
+    this.io.on('connection', (socket) => {
+      this.count('socket.io connection');
+      socket.on('session_request', (data: { session_id?: string } | undefined) => {
+        const sessionId = data?.session_id ?? socket.id;
+        socket.data.sessionId = sessionId;
+        socket.emit('session_confirm', sessionId);
+      });
+      socket.on('user_uttered', (data: { message?: string; session_id?: string } | undefined) => {
+        const sessionId = data?.session_id ?? socket.data.sessionId ?? socket.id;
+        const message = data?.message ?? '';
+        this.count('socket.io user_uttered');
+        this.schedule(() => {
+          this.record(sessionId, 'user', message);
+          this.record(sessionId, 'bot', `echo: ${message}`);
+          socket.emit('bot_uttered', { text: `echo: ${message}`, pod: this.name });
+        });
+      });
     });
   }
 
@@ -90,6 +115,7 @@ export class RasaPod {
 
   /** Stops at once: open connections are destroyed, like a pod that was killed. */
   async close(): Promise<void> {
+    this.io.disconnectSockets(true);
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -139,7 +165,9 @@ export class RasaPod {
       const parsed = parseJson(body) as { sender?: unknown; message?: unknown } | undefined;
       const sender = typeof parsed?.sender === 'string' ? parsed.sender : 'default';
       const message = typeof parsed?.message === 'string' ? parsed.message : '';
+      this.enterConversation(sender);
       return this.work(res, () => {
+        this.leaveConversation(sender);
         const reply = `echo: ${message}`;
         this.record(sender, 'user', message);
         this.record(sender, 'bot', reply);
@@ -174,6 +202,12 @@ export class RasaPod {
 
   /** Runs `respond` after the service time, in one of the pod's slots (FIFO when all are taken). */
   private work(res: ServerResponse, respond: () => void): void {
+    this.schedule(() => {
+      if (!res.destroyed) respond();
+    });
+  }
+
+  private schedule(done: () => void): void {
     const job: Job = {
       run: () => {
         this.running++;
@@ -182,7 +216,7 @@ export class RasaPod {
         setTimeout(() => {
           this.running--;
           this.handled++;
-          if (!res.destroyed) respond();
+          done();
           this.startWaiting();
         }, ms);
       },
@@ -193,6 +227,18 @@ export class RasaPod {
 
   private startWaiting(): void {
     while (this.running < this.slots && this.waiting.length > 0) (this.waiting.shift() as Job).run();
+  }
+
+  private enterConversation(id: string): void {
+    const n = (this.runningByConversation.get(id) ?? 0) + 1;
+    this.runningByConversation.set(id, n);
+    this.maxConcurrentPerConversation = Math.max(this.maxConcurrentPerConversation, n);
+  }
+
+  private leaveConversation(id: string): void {
+    const n = (this.runningByConversation.get(id) ?? 1) - 1;
+    if (n === 0) this.runningByConversation.delete(id);
+    else this.runningByConversation.set(id, n);
   }
 
   private record(sender: string, event: 'user' | 'bot', textValue: string): void {

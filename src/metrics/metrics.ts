@@ -6,6 +6,7 @@
  */
 import client from 'prom-client';
 import type { Pool } from '../pool/pool.js';
+import type { Affinity } from '../affinity/affinity.js';
 import type { BackendState } from '../pool/backend.js';
 
 const backendStates: readonly BackendState[] = ['ready', 'draining', 'ejected'];
@@ -36,6 +37,18 @@ export class PoolMetrics {
     child.inc();
   }
 
+  moved(reason: string): void {
+    this.metrics.stickyMoves.labels(this.pool, reason).inc();
+  }
+
+  conversationWait(): void {
+    this.metrics.conversationWaits.labels(this.pool).inc();
+  }
+
+  unkeyed(reason: string): void {
+    this.metrics.unkeyed.labels(this.pool, reason).inc();
+  }
+
   rejected(reason: string): void {
     let child = this.rejections.get(reason);
     if (!child) {
@@ -49,6 +62,10 @@ export class PoolMetrics {
 export class GatewayMetrics {
   readonly registry = new client.Registry();
   private readonly pools = new Map<string, Pool>();
+  private readonly affinities = new Map<string, Affinity>();
+  readonly stickyMoves: client.Counter;
+  readonly conversationWaits: client.Counter;
+  readonly unkeyed: client.Counter;
   readonly requests: client.Counter;
   readonly rejected: client.Counter;
   readonly requestDuration: client.Histogram;
@@ -83,6 +100,35 @@ export class GatewayMetrics {
       labelNames: ['pool'],
       buckets: [0, ...latencyBuckets],
       registers,
+    });
+    const affinities = this.affinities;
+    this.stickyMoves = new client.Counter({
+      name: 'gateway_sticky_moves_total',
+      help: 'Conversations moved to another pod because theirs left (removed) or failed (ejected).',
+      labelNames: ['pool', 'reason'],
+      registers,
+    });
+    this.conversationWaits = new client.Counter({
+      name: 'gateway_conversation_waits_total',
+      help: 'Requests that waited for an earlier request of the same conversation to finish.',
+      labelNames: ['pool'],
+      registers,
+    });
+    this.unkeyed = new client.Counter({
+      name: 'gateway_affinity_unkeyed_total',
+      help: 'Requests on keyed routes proxied without a conversation key (e.g. a webhook body that is not JSON).',
+      labelNames: ['pool', 'reason'],
+      registers,
+    });
+    new client.Gauge({
+      name: 'gateway_sticky_sessions',
+      help: 'Conversations this replica remembers a pod for.',
+      labelNames: ['pool'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [pool, affinity] of affinities) this.labels(pool).set(affinity.size);
+      },
     });
     new client.Gauge({
       name: 'gateway_queue_length',
@@ -140,8 +186,9 @@ export class GatewayMetrics {
     });
   }
 
-  addPool(pool: Pool): PoolMetrics {
+  addPool(pool: Pool, affinity?: Affinity): PoolMetrics {
     this.pools.set(pool.name, pool);
+    if (affinity) this.affinities.set(pool.name, affinity);
     return new PoolMetrics(this, pool.name);
   }
 }

@@ -6,6 +6,7 @@ import type { EndpointInfo } from '../discovery/types.js';
 import { PeakEwma } from '../load/peak-ewma.js';
 import type { Ticket } from '../admission/ticket.js';
 import { TicketQueue } from '../admission/ticket-queue.js';
+import { fnv1a } from '../affinity/rendezvous.js';
 
 /**
  * ready: takes new work. draining: terminating but serving, keeps in-flight work and its sticky
@@ -17,6 +18,8 @@ export type BackendState = 'ready' | 'draining' | 'ejected' | 'gone';
 export class Backend {
   readonly key: string;
   readonly origin: string;
+  /** Hash of `key`, for rendezvous hashing and socket.io session tokens. */
+  readonly hash: number;
   pod: string;
   zone: string | undefined;
   state: BackendState = 'ready';
@@ -39,6 +42,7 @@ export class Backend {
 
   constructor(info: EndpointInfo, limit: number, seedLatencyMs: number, nowMs: number) {
     this.key = info.key;
+    this.hash = fnv1a(info.key);
     this.origin = info.origin;
     this.pod = info.pod ?? new URL(info.origin).host;
     this.zone = info.zone;

@@ -1,4 +1,5 @@
 /** A pool with everything that serves it: its config, discovery source and metrics. */
+import type { Affinity } from '../affinity/affinity.js';
 import type { PoolConfig } from '../config.js';
 import type { Discovery } from '../discovery/types.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
@@ -9,4 +10,6 @@ export interface PoolRuntime {
   readonly config: PoolConfig;
   readonly discovery: Discovery;
   readonly metrics: PoolMetrics;
+  /** Conversation stickiness, when the pool has `affinity: rasa`. */
+  readonly affinity: Affinity | undefined;
 }

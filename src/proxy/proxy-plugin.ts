@@ -15,6 +15,10 @@ import type { PoolRuntime } from '../pool/runtime.js';
 import { pathOf, type RouteTable } from '../routing/route-table.js';
 import { kContext, RequestContext } from './request-context.js';
 import { classifyUpstreamError } from './upstream-errors.js';
+import { Readable } from 'node:stream';
+import { classifyRasaRoute } from '../routing/rasa-routes.js';
+import { readBodyLimited, senderOf } from './body.js';
+import { sidOf, splitSid, stripSidToken, tokeniseOpenPacket } from '../affinity/socketio-sid.js';
 
 export interface ProxyOptions {
   readonly routes: RouteTable;
@@ -39,6 +43,10 @@ function getUpstream(request: FastifyRequest): string {
 
 function onResponse(request: FastifyRequest, reply: FastifyReply, res: ReplyFromResponse): void {
   const ctx = contextOf(request);
+  if (ctx.socketHandshake && res.statusCode === 200) {
+    sendTokenisedHandshake(ctx, reply, res.stream);
+    return;
+  }
   if (ctx.responded(ctx.runtime.pool.now(), res.statusCode)) reply.send(res.stream);
   else (res.stream as NodeJS.ReadableStream & { destroy(): void }).destroy();
 }
@@ -47,6 +55,26 @@ function onError(reply: FastifyReply, { error }: { error: Error }): void {
   const ctx = contextOf(reply.request);
   const deadlinePassed = ctx.runtime.pool.now() >= ctx.deadlineMs - 1;
   ctx.fail(classifyUpstreamError(error, deadlinePassed));
+}
+
+/** The request body (fastify hands http-proxy the raw stream); empty when the request has none. */
+function bodyOf(request: FastifyRequest, limit: number): Promise<Buffer> {
+  const stream = request.body as NodeJS.ReadableStream | undefined;
+  if (!stream || typeof stream.on !== 'function') return Promise.resolve(Buffer.alloc(0));
+  return readBodyLimited(stream, limit);
+}
+
+/** Rewrites the engine.io open packet so its sid names the pod (see affinity/socketio-sid.ts). */
+function sendTokenisedHandshake(ctx: RequestContext, reply: FastifyReply, stream: NodeJS.ReadableStream): void {
+  readBodyLimited(stream, 64 * 1024).then(
+    (body) => {
+      const text = body.toString('utf8');
+      const rewritten = ctx.backend ? tokeniseOpenPacket(text, ctx.backend) : undefined;
+      reply.removeHeader('content-length');
+      reply.send(rewritten ?? text);
+    },
+    () => ctx.fail(new GatewayError('UPSTREAM_FAILED')),
+  );
 }
 
 function rewriteRequestHeaders(request: FastifyRequest, headers: Record<string, string | string[] | undefined>) {
@@ -87,7 +115,91 @@ export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): 
     }
     reply.header('x-request-id', request.id);
     ctx.continue = done;
-    runtime.pool.admit(ctx);
+    if (!runtime.affinity) {
+      runtime.pool.admit(ctx);
+      return;
+    }
+    const rasa = classifyRasaRoute(request.method, pathOf(request.url));
+    const ordering = runtime.config.ordering;
+    switch (rasa.kind) {
+      case 'socketio':
+        routeSocket(ctx, done);
+        return;
+      case 'webhook':
+        bodyOf(request, runtime.config.webhookBodyLimitBytes).then(
+          (body) => {
+            request.body = Readable.from([body]);
+            const sender = senderOf(body);
+            if ('key' in sender) admitConversation(ctx, sender.key, ordering !== 'none');
+            else {
+              runtime.metrics.unkeyed(sender.unkeyed);
+              runtime.pool.admit(ctx);
+            }
+          },
+          (err: unknown) => ctx.fail(err instanceof GatewayError ? err : new GatewayError('BAD_REQUEST', 'the request body could not be read')),
+        );
+        return;
+      case 'conversation':
+        admitConversation(ctx, rasa.conversationId as string, ordering === 'all');
+        return;
+      default:
+        runtime.pool.admit(ctx);
+    }
+  }
+
+  /** A keyed request: wait for the conversation's turn (ordering), then for a slot on its pod. */
+  function admitConversation(ctx: RequestContext, key: string, ordered: boolean): void {
+    const { pool, affinity, metrics } = ctx.runtime;
+    ctx.conversationKey = key;
+    if (ordered) {
+      const waitFor = affinity!.gate.enter(key);
+      if (waitFor) {
+        metrics.conversationWait();
+        pool.queue.park(ctx, waitFor);
+        return;
+      }
+      ctx.holdsTurn = true;
+    }
+    ctx.target = affinity!.backendFor(key);
+    pool.admit(ctx);
+  }
+
+  /**
+   * socket.io: the handshake goes to the pod with the fewest sessions, later requests to the pod named
+   * by their sid's token. No slot is taken: long polls and websockets wait, they do not compute.
+   */
+  function routeSocket(ctx: RequestContext, done: () => void): void {
+    const { request } = ctx;
+    const affinity = ctx.runtime.affinity!;
+    ctx.socket = true;
+    ctx.continue = undefined;
+    const sid = sidOf(request.url);
+    let backend;
+    if (sid !== undefined) {
+      const parts = splitSid(sid);
+      backend = parts ? affinity.backendForToken(parts.token) : undefined;
+      if (!backend || !parts) {
+        // What engine.io itself answers for a sid it does not know: the client starts a new session.
+        ctx.reply.code(400).header('content-type', 'application/json').send({ code: 1, message: 'Session ID unknown' });
+        return;
+      }
+      request.raw.url = stripSidToken(request.raw.url as string, sid, parts.sid);
+    } else {
+      backend = affinity.pickForNewSocket();
+      ctx.socketHandshake = request.headers.upgrade === undefined;
+    }
+    if (!backend) {
+      ctx.fail(new GatewayError('NO_ENDPOINTS'));
+      return;
+    }
+    ctx.backend = backend;
+    if (request.headers.upgrade !== undefined) {
+      const socket = request.raw.socket;
+      const counted = backend;
+      counted.sockets++;
+      socket.once('close', () => counted.sockets--);
+    }
+    done();
   }
 
   function handler(request: FastifyRequest, reply: FastifyReply, dest: string): FastifyReply {
@@ -110,6 +222,7 @@ export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): 
     upstream: '',
     prefix: '/',
     http2: false,
+    websocket: true,
     disableRequestLogging: true,
     preHandler,
     handler: handler as never,

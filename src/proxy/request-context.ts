@@ -31,6 +31,14 @@ export class RequestContext extends Ticket {
   firstByteMs = 0;
   failed = false;
   closed = false;
+  /** The conversation this request belongs to (sticky pools). */
+  conversationKey: string | undefined = undefined;
+  /** Whether this request holds its conversation's turn (ordering) and must pass it on when done. */
+  holdsTurn = false;
+  /** socket.io traffic holds no slot: long polls and websockets are waits, not work. */
+  socket = false;
+  /** A socket.io handshake, whose open packet gets the pod token. */
+  socketHandshake = false;
   /** Cuts a granted request at its deadline; undici's own timers are too coarse (~1 s) for that. */
   private deadlineTimer: NodeJS.Timeout | undefined = undefined;
 
@@ -57,6 +65,11 @@ export class RequestContext extends Ticket {
     const next = this.continue;
     this.continue = undefined;
     next?.();
+  }
+
+  override repin(): Backend | undefined {
+    const { affinity } = this.runtime;
+    return this.conversationKey !== undefined && affinity ? affinity.backendFor(this.conversationKey) : undefined;
   }
 
   override onRejected(error: GatewayError): void {
@@ -102,10 +115,25 @@ export class RequestContext extends Ticket {
       const latency = this.firstByteMs > 0 ? this.firstByteMs - this.grantedAtMs : undefined;
       pool.release(this, this.failed ? 'error' : 'ok', latency);
     }
+    if (this.holdsTurn) passTurn(this);
+    if (this.socket) return;
     const res = this.reply.raw;
     metrics.request(res.writableFinished ? res.statusCode : CLIENT_CLOSED);
     metrics.duration.observe((now - this.startMs) / 1000);
   }
+}
+
+/** Hands the conversation's turn to its next waiting request, which then goes through admission. */
+function passTurn(ctx: RequestContext): void {
+  ctx.holdsTurn = false;
+  const { affinity, pool } = ctx.runtime;
+  const key = ctx.conversationKey as string;
+  const next = affinity?.gate.leave(key) as RequestContext | undefined;
+  if (!next) return;
+  pool.queue.unpark(next);
+  next.holdsTurn = true;
+  next.target = affinity?.backendFor(key);
+  pool.admit(next);
 }
 
 function onDeadline(ctx: RequestContext): void {

@@ -1,0 +1,97 @@
+/**
+ * The gateway under test, as the product runs: `node dist/src/main.js --config FILE` child processes
+ * with a generated YAML config, ports chosen by the OS (read back from the listening line), ready
+ * once /readyz answers 200. A row's pool settings are plain data merged into the pool's config, so a
+ * new setting (`slotsPerEndpoint: auto`, a new balancer) is one line in a scenario, and `check` asks
+ * the built gateway whether it accepts a setting before the bench plans a row on it.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { gatewayMain } from './paths.js';
+import { benchTmp, runSync, startProcess, waitHttpOk, type Proc } from './procs.js';
+
+/** Pool keys of the gateway config (balancer, slotsPerEndpoint, queue, ...); endpoints are added. */
+export type PoolSettings = Readonly<Record<string, unknown>>;
+
+export function gatewayConfig(endpoints: readonly string[], pool: PoolSettings): object {
+  return {
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    log: { level: 'warn' },
+    shutdown: { drainTimeoutMs: 1000 },
+    pools: {
+      default: {
+        endpoints: [...endpoints],
+        queue: { maxLength: 100_000, maxWaitMs: 300_000 },
+        upstreamTimeoutMs: 300_000,
+        ...pool,
+      },
+    },
+    routes: [{ prefix: '/', pool: 'default' }],
+  };
+}
+
+function writeConfig(dir: string, endpoints: readonly string[], pool: PoolSettings): string {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'gateway.yaml');
+  writeFileSync(file, stringify(gatewayConfig(endpoints, pool)));
+  return file;
+}
+
+/** Whether the built gateway accepts these pool settings; the message names the field when not. */
+export function checkPoolSettings(pool: PoolSettings): { ok: boolean; message: string } {
+  const file = writeConfig(benchTmp('check'), ['http://127.0.0.1:9'], pool);
+  const r = runSync(process.execPath, [gatewayMain, '--config', file, '--check'], 30_000);
+  return { ok: r.ok, message: r.ok ? 'ok' : r.out.trim().split('\n').slice(-3).join(' ') };
+}
+
+export interface Gateways {
+  readonly urls: readonly string[];
+  readonly adminUrls: readonly string[];
+  readonly procs: readonly Proc[];
+  stop(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  readonly endpoints: readonly string[];
+  readonly pool: PoolSettings;
+  readonly replicas?: number;
+  /** taskset core list for every replica (the overhead scenario keeps the proxy on its own core). */
+  readonly cpus?: string;
+}
+
+export async function startGateways(options: GatewayOptions): Promise<Gateways> {
+  const replicas = options.replicas ?? 1;
+  const dir = benchTmp('gateway');
+  const file = writeConfig(dir, options.endpoints, options.pool);
+  const procs = Array.from({ length: replicas }, (_, i) =>
+    startProcess(process.execPath, [gatewayMain, '--config', file], { logFile: join(dir, `gateway-${i}.log`), ...(options.cpus ? { cpus: options.cpus } : {}) }),
+  );
+  const stop = async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+  };
+  try {
+    const urls = await Promise.all(
+      procs.map(async (p) => {
+        const m = await p.waitFor(/listening on (http:\/\/[^\s]+) \(admin (http:\/\/[^\s)]+)\)/, 20_000);
+        await waitHttpOk(`${m[2]}/readyz`, 20_000, p);
+        return { url: m[1] as string, admin: m[2] as string };
+      }),
+    );
+    return { urls: urls.map((u) => u.url), adminUrls: urls.map((u) => u.admin), procs, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** The gateway's own view after a run (`/debug/pools`), kept in the JSON for diagnosis. */
+export async function debugPools(adminUrl: string): Promise<unknown> {
+  try {
+    const res = await fetch(`${adminUrl}/debug/pools`, { signal: AbortSignal.timeout(2000) });
+    return await res.json();
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * A table row is data: what sits between the clients and the pods. Scenarios list rows; this module
+ * starts one for a cluster and hands back how clients send to it. Kinds:
+ * - `ideal`: no process, the schedule is simulated (ideal.ts) from the same arrivals and service times;
+ * - `kube`: no proxy, the Kubernetes-like baseline spread by the client itself (round-robin per
+ *   request as a per-request L4/L7 Service would, or random per keep-alive connection as kube-proxy);
+ * - `gateway`: this project, N replicas, with pool settings merged into its config;
+ * - `nginx`, `haproxy`: the peers.
+ */
+import type { Cluster } from './pods.js';
+import { startGateways, type PoolSettings } from './gateway.js';
+import type { Schedule } from './ideal.js';
+import { perConnection, perRequest, type Sender } from './load.js';
+import { startHaproxy, startNginx, type Tool } from './peers.js';
+import { seededRandom } from './stats.js';
+
+export type TargetSpec =
+  | { readonly kind: 'ideal'; readonly schedule: 'greedy' | 'earliest-completion' }
+  | { readonly kind: 'kube'; readonly spread: 'round-robin' | 'random-connection' }
+  | { readonly kind: 'gateway'; readonly pool: PoolSettings; readonly replicas?: number }
+  | { readonly kind: 'nginx'; readonly method: 'least_conn' | 'round-robin' }
+  | { readonly kind: 'haproxy'; readonly balance: 'leastconn' | 'roundrobin'; readonly maxconn?: number };
+
+export interface Row {
+  readonly id: string;
+  readonly label: string;
+  readonly target: TargetSpec;
+  /** Rows with the same group share a colour family in plots and a block in tables. */
+  readonly group: 'ideal' | 'kube' | 'gateway' | 'peer';
+}
+
+export type Slots = number | 'unlimited' | 'auto';
+
+function slotsText(slots: Slots): string {
+  return slots === 'unlimited' ? 'no queue' : slots === 'auto' ? 'slots auto' : `slots ${slots}`;
+}
+
+/** Row constructors shared by the scenarios. */
+export const row = {
+  idealGreedy: (): Row => ({ id: 'ideal', label: 'ideal: central FIFO, greedy (DES)', target: { kind: 'ideal', schedule: 'greedy' }, group: 'ideal' }),
+  idealEarliest: (): Row => ({
+    id: 'ideal-ec',
+    label: 'ideal: earliest completion (DES)',
+    target: { kind: 'ideal', schedule: 'earliest-completion' },
+    group: 'ideal',
+  }),
+  kubeRoundRobin: (): Row => ({ id: 'kube-rr', label: 'k8s-like: round-robin per request', target: { kind: 'kube', spread: 'round-robin' }, group: 'kube' }),
+  kubeRandomConnection: (): Row => ({
+    id: 'kube-conn',
+    label: 'k8s-like: random per keep-alive connection',
+    target: { kind: 'kube', spread: 'random-connection' },
+    group: 'kube',
+  }),
+  gateway: (balancer: string, slots: Slots, extra: { replicas?: number; pool?: PoolSettings; id?: string; label?: string } = {}): Row => {
+    const replicas = extra.replicas ?? 1;
+    return {
+      id: extra.id ?? `gw-${balancer}-${slots}${replicas > 1 ? `-x${replicas}` : ''}`,
+      label: extra.label ?? `gateway${replicas > 1 ? ` x${replicas}` : ''} ${balancer}, ${slotsText(slots)}`,
+      target: { kind: 'gateway', pool: { balancer, slotsPerEndpoint: slots, ...extra.pool }, replicas },
+      group: 'gateway',
+    };
+  },
+  nginx: (): Row => ({ id: 'nginx-least-conn', label: 'nginx least_conn (no queue)', target: { kind: 'nginx', method: 'least_conn' }, group: 'peer' }),
+  haproxy: (maxconn?: number): Row => ({
+    id: `haproxy-leastconn${maxconn ? `-${maxconn}` : ''}`,
+    label: `haproxy leastconn${maxconn ? `, maxconn ${maxconn} + queue` : ' (no queue)'}`,
+    target: { kind: 'haproxy', balance: 'leastconn', ...(maxconn ? { maxconn } : {}) },
+    group: 'peer',
+  }),
+};
+
+/** Every balancer the gateway ships, for "each balancer" rows. */
+export const gatewayBalancers = ['round-robin', 'random', 'least-outstanding', 'p2c', 'peak-ewma'] as const;
+
+export function toolOf(spec: TargetSpec): Tool | undefined {
+  return spec.kind === 'nginx' || spec.kind === 'haproxy' ? spec.kind : undefined;
+}
+
+/** The simulated schedule closest to what a row does, to estimate how long its runs take. */
+export function scheduleLike(spec: TargetSpec): Schedule {
+  switch (spec.kind) {
+    case 'ideal':
+      return spec.schedule;
+    case 'kube':
+      return 'round-robin';
+    case 'nginx':
+      return spec.method === 'least_conn' ? 'least-outstanding' : 'round-robin';
+    case 'haproxy':
+      return spec.maxconn ? 'greedy' : 'least-outstanding';
+    case 'gateway': {
+      if (spec.pool.slotsPerEndpoint !== 'unlimited') return 'greedy';
+      return spec.pool.balancer === 'round-robin' || spec.pool.balancer === 'random' ? 'round-robin' : 'least-outstanding';
+    }
+  }
+}
+
+/** Seconds it takes to start a row's processes, for estimates. */
+export function startCostS(spec: TargetSpec): number {
+  if (spec.kind === 'gateway') return 0.6 + 0.15 * (spec.replicas ?? 1);
+  if (spec.kind === 'nginx' || spec.kind === 'haproxy') return 0.15;
+  return 0;
+}
+
+export interface Running {
+  readonly sender: Sender;
+  /** Gateway admin URLs, for /debug/pools after a run. */
+  readonly adminUrls: readonly string[];
+  stop(): Promise<void>;
+}
+
+/** Starts what a measured row needs in front of the cluster; `seed` varies random spreading per repeat. */
+export async function startTarget(spec: TargetSpec, cluster: Cluster, seed: number): Promise<Running> {
+  switch (spec.kind) {
+    case 'ideal':
+      throw new Error('ideal rows are simulated, not started');
+    case 'kube': {
+      const sender = spec.spread === 'round-robin' ? perRequest(cluster.urls) : perConnection(cluster.urls, seededRandom(seed));
+      return { sender, adminUrls: [], stop: () => sender.close() };
+    }
+    case 'gateway': {
+      const gateways = await startGateways({ endpoints: cluster.urls, pool: spec.pool, replicas: spec.replicas ?? 1 });
+      const sender = perRequest(gateways.urls);
+      return {
+        sender,
+        adminUrls: gateways.adminUrls,
+        stop: async () => {
+          await sender.close();
+          await gateways.stop();
+        },
+      };
+    }
+    case 'nginx':
+    case 'haproxy': {
+      const peer =
+        spec.kind === 'nginx'
+          ? await startNginx({ endpoints: cluster.urls, method: spec.method })
+          : await startHaproxy({ endpoints: cluster.urls, balance: spec.balance, ...(spec.maxconn ? { maxconn: spec.maxconn } : {}) });
+      const sender = perRequest([peer.url]);
+      return {
+        sender,
+        adminUrls: [],
+        stop: async () => {
+          await sender.close();
+          await peer.stop();
+        },
+      };
+    }
+  }
+}

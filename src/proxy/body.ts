@@ -1,0 +1,49 @@
+/** Reads a request body into memory up to a limit, for routes whose conversation key is in the body. */
+import { GatewayError } from '../errors.js';
+
+export function readBodyLimited(stream: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      stream.removeListener('data', onData);
+      stream.removeListener('end', onEnd);
+      stream.removeListener('error', onError);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        stream.resume();
+        reject(new GatewayError('BODY_TOO_LARGE', `the request body exceeds ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('error', onError);
+  });
+}
+
+/** The REST channel's `sender` (Rasa uses "default" when it is missing); undefined when not JSON. */
+export function senderOf(body: Buffer): { key: string } | { unkeyed: 'invalid_json' | 'not_an_object' } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return { unkeyed: 'invalid_json' };
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return { unkeyed: 'not_an_object' };
+  const sender = (parsed as { sender?: unknown }).sender;
+  if (typeof sender === 'string' || typeof sender === 'number') return { key: String(sender) };
+  return { key: 'default' };
+}

@@ -1,0 +1,426 @@
+/**
+ * A loopback stand-in for kube-apiserver that speaks the real list+watch protocol for
+ * `/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices`, so tests drive @kubernetes/client-node's
+ * informer unchanged. What it reproduces, because clients depend on it:
+ * - LIST answers an `EndpointSliceList` whose `metadata.resourceVersion` is the store's current one;
+ *   items sorted by name, without kind/apiVersion, like the real server.
+ * - resourceVersions increase globally with every write (create, update, delete).
+ * - `?watch=true&resourceVersion=N`: HTTP 200, headers flushed at once (clients wait for them), then
+ *   one JSON event per line: the retained events after N, then live ones. Without a resourceVersion
+ *   (or "0") it starts with synthetic ADDED events for the current objects. `BOOKMARK` events only
+ *   with `allowWatchBookmarks=true`; `timeoutSeconds` ends the watch cleanly.
+ * - A watch from a resourceVersion older than the retained history gets HTTP 200 with one ERROR event
+ *   (Status 410 Expired) and is closed, as the real server does.
+ * - Label selectors (`kubernetes.io/service-name=X`, equality and inequality, existence): an object
+ *   whose labels stop matching is sent as DELETED to that watch, one that starts matching as ADDED.
+ * - `Authorization: Bearer <token>` is checked; anything else gets a 401 Status.
+ * It accepts loopback addresses in slices, which a real API server rejects, so traffic can flow to
+ * emulated pods. Test controls: apply/delete, dropConnections, failNext, stop/restart on the same
+ * port, compactHistory, counters.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+
+export interface SliceEndpointSpec {
+  readonly ip: string;
+  readonly pod?: string;
+  readonly zone?: string;
+  readonly ready?: boolean;
+  readonly serving?: boolean;
+  readonly terminating?: boolean;
+}
+
+export interface SliceSpec {
+  readonly name: string;
+  readonly service: string;
+  readonly namespace?: string;
+  readonly addressType?: 'IPv4' | 'IPv6' | 'FQDN';
+  readonly ports?: readonly { readonly name?: string; readonly port?: number; readonly protocol?: string }[];
+  readonly endpoints: readonly SliceEndpointSpec[];
+}
+
+/** An EndpointSlice as the EndpointSlice controller writes one (all three conditions set). */
+export function makeSlice(spec: SliceSpec): SliceObject {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {
+      name: spec.name,
+      namespace: spec.namespace ?? 'rasa',
+      labels: { 'kubernetes.io/service-name': spec.service, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' },
+    },
+    addressType: spec.addressType ?? 'IPv4',
+    ports: (spec.ports ?? [{ name: 'http', port: 5005, protocol: 'TCP' }]).map((p) => ({ ...p })),
+    endpoints: spec.endpoints.map((e) => {
+      const ready = e.ready ?? true;
+      return {
+        addresses: [e.ip],
+        conditions: { ready, serving: e.serving ?? ready, terminating: e.terminating ?? false },
+        ...(e.pod ? { targetRef: { kind: 'Pod', namespace: spec.namespace ?? 'rasa', name: e.pod, uid: `uid-${e.pod}` } } : {}),
+        ...(e.zone ? { zone: e.zone } : {}),
+        nodeName: 'node-1',
+      };
+    }),
+  };
+}
+
+export interface SliceObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    resourceVersion?: string;
+    uid?: string;
+    creationTimestamp?: string;
+    generation?: number;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+}
+
+interface StoredEvent {
+  readonly rv: number;
+  readonly namespace: string;
+  readonly type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  /** The object after the change (for DELETED: as deleted, carrying the deletion's resourceVersion). */
+  readonly object: SliceObject;
+  /** The object before the change, to turn selector transitions into ADDED/DELETED per watch. */
+  readonly previous: SliceObject | undefined;
+}
+
+interface Watcher {
+  readonly res: ServerResponse;
+  readonly namespace: string;
+  readonly selector: Selector;
+  bookmarkTimer?: NodeJS.Timeout;
+  timeoutTimer?: NodeJS.Timeout;
+}
+
+type Requirement = { key: string; op: '=' | '!=' | 'exists' | '!exists'; value?: string };
+type Selector = readonly Requirement[];
+
+function parseSelector(text: string | null): Selector {
+  if (!text) return [];
+  return text.split(',').map((part) => {
+    const p = part.trim();
+    let m = /^([^!=]+)!=(.*)$/.exec(p);
+    if (m) return { key: m[1]!.trim(), op: '!=' as const, value: m[2]!.trim() };
+    m = /^([^!=]+)==?(.*)$/.exec(p);
+    if (m) return { key: m[1]!.trim(), op: '=' as const, value: m[2]!.trim() };
+    if (p.startsWith('!')) return { key: p.slice(1).trim(), op: '!exists' as const };
+    return { key: p, op: 'exists' as const };
+  });
+}
+
+function matches(selector: Selector, obj: SliceObject | undefined): boolean {
+  if (!obj) return false;
+  const labels = obj.metadata.labels ?? {};
+  return selector.every((r) => {
+    const v = labels[r.key];
+    switch (r.op) {
+      case '=':
+        return v === r.value;
+      case '!=':
+        return v !== r.value;
+      case 'exists':
+        return v !== undefined;
+      case '!exists':
+        return v === undefined;
+    }
+  });
+}
+
+function status(code: number, reason: string, message: string) {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+}
+
+const clone = <T>(v: T): T => structuredClone(v);
+
+export interface FakeApiServerOptions {
+  readonly token?: string;
+  /** Default namespace of applied slices. */
+  readonly namespace?: string;
+  readonly bookmarkIntervalMs?: number;
+  /** Events kept for watches that resume; older resourceVersions get 410. */
+  readonly maxHistory?: number;
+}
+
+export class FakeApiServer {
+  token: string;
+  readonly namespace: string;
+  port = 0;
+  /** Requests by kind, cumulative across restarts. */
+  readonly counters = { lists: 0, watches: 0, expired: 0, unauthorized: 0, failed: 0, bookmarks: 0 };
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  private readonly watchers = new Set<Watcher>();
+  private readonly objects = new Map<string, SliceObject>();
+  private history: StoredEvent[] = [];
+  private rv = 1000;
+  /** Watches from a resourceVersion below this get 410 (their events were forgotten). */
+  private horizon = 1000;
+  private failures: { remaining: number; status: number } = { remaining: 0, status: 500 };
+  private uid = 0;
+  private readonly bookmarkIntervalMs: number;
+  private readonly maxHistory: number;
+
+  private constructor(options: FakeApiServerOptions) {
+    this.token = options.token ?? 'test-token';
+    this.namespace = options.namespace ?? 'rasa';
+    this.bookmarkIntervalMs = options.bookmarkIntervalMs ?? 1000;
+    this.maxHistory = options.maxHistory ?? 100_000;
+  }
+
+  static async start(options: FakeApiServerOptions = {}): Promise<FakeApiServer> {
+    const fake = new FakeApiServer(options);
+    await fake.listen();
+    return fake;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get resourceVersion(): number {
+    return this.rv;
+  }
+
+  get openWatches(): number {
+    return this.watchers.size;
+  }
+
+  get running(): boolean {
+    return this.server !== undefined;
+  }
+
+  /** A kubeconfig for this server (plain HTTP needs `skipTLSVerify` in client-node). */
+  kubeConfig(token: string = this.token): KubeConfig {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'fake', server: this.url, skipTLSVerify: true }],
+      users: [{ name: 'fake', token }],
+      contexts: [{ name: 'fake', cluster: 'fake', user: 'fake', namespace: this.namespace }],
+      currentContext: 'fake',
+    });
+    return kc;
+  }
+
+  /** Creates or replaces a slice (works while stopped too: the store outlives the listener). */
+  apply(slice: SliceObject): SliceObject {
+    const namespace = slice.metadata.namespace ?? this.namespace;
+    const key = `${namespace}/${slice.metadata.name}`;
+    const previous = this.objects.get(key);
+    const rv = ++this.rv;
+    const object = clone(slice);
+    object.metadata = {
+      ...object.metadata,
+      namespace,
+      resourceVersion: String(rv),
+      uid: previous?.metadata.uid ?? `slice-uid-${++this.uid}`,
+      creationTimestamp: previous?.metadata.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      generation: (previous?.metadata.generation ?? 0) + 1,
+    };
+    this.objects.set(key, object);
+    this.record({ rv, namespace, type: previous ? 'MODIFIED' : 'ADDED', object, previous });
+    return clone(object);
+  }
+
+  delete(name: string, namespace: string = this.namespace): boolean {
+    const key = `${namespace}/${name}`;
+    const previous = this.objects.get(key);
+    if (!previous) return false;
+    this.objects.delete(key);
+    const rv = ++this.rv;
+    const object = clone(previous);
+    object.metadata.resourceVersion = String(rv);
+    this.record({ rv, namespace, type: 'DELETED', object, previous });
+    return true;
+  }
+
+  get(name: string, namespace: string = this.namespace): SliceObject | undefined {
+    const o = this.objects.get(`${namespace}/${name}`);
+    return o ? clone(o) : undefined;
+  }
+
+  /** Destroys every open watch connection (as a load balancer or an API server restart would). */
+  dropConnections(): number {
+    const n = this.watchers.size;
+    for (const w of [...this.watchers]) w.res.socket?.destroy();
+    return n;
+  }
+
+  /** The next `n` requests (lists or watches) get `status` with a Status body. */
+  failNext(n: number, statusCode = 500): void {
+    this.failures = { remaining: n, status: statusCode };
+  }
+
+  /** Forgets all events so far: a watch resuming from before now gets 410 Expired. */
+  compactHistory(): void {
+    this.history = [];
+    this.horizon = this.rv;
+  }
+
+  /** Outage: closes the listener and every connection. The store is kept. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    for (const w of [...this.watchers]) {
+      clearInterval(w.bookmarkTimer);
+      clearTimeout(w.timeoutTimer);
+    }
+    this.watchers.clear();
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    await closed;
+  }
+
+  /** Back after an outage, on the same port. */
+  async restart(): Promise<void> {
+    if (this.server) return;
+    await this.listen();
+  }
+
+  /** Final teardown. */
+  async close(): Promise<void> {
+    await this.stop();
+  }
+
+  private async listen(): Promise<void> {
+    const server = createServer((req, res) => this.handle(req, res));
+    server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+  }
+
+  private record(event: StoredEvent): void {
+    this.history.push(event);
+    if (this.history.length > this.maxHistory) {
+      const dropped = this.history.splice(0, this.history.length - this.maxHistory);
+      this.horizon = dropped[dropped.length - 1]!.rv;
+    }
+    for (const w of this.watchers) this.send(w, event);
+  }
+
+  /** Writes the event as this watch sees it through its namespace and label selector. */
+  private send(w: Watcher, e: StoredEvent): void {
+    if (e.namespace !== w.namespace) return;
+    const was = matches(w.selector, e.previous);
+    const is = e.type !== 'DELETED' && matches(w.selector, e.object);
+    let type: StoredEvent['type'] | undefined;
+    if (e.type === 'DELETED') type = was ? 'DELETED' : undefined;
+    else if (is) type = was ? 'MODIFIED' : 'ADDED';
+    else if (was) type = 'DELETED';
+    if (type) w.res.write(`${JSON.stringify({ type, object: e.object })}\n`);
+  }
+
+  private endWatch(w: Watcher): void {
+    clearInterval(w.bookmarkTimer);
+    clearTimeout(w.timeoutTimer);
+    this.watchers.delete(w);
+    if (!w.res.writableEnded) w.res.end();
+  }
+
+  private json(res: ServerResponse, code: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://fake');
+    if (req.headers.authorization !== `Bearer ${this.token}`) {
+      this.counters.unauthorized++;
+      this.json(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
+      return;
+    }
+    if (this.failures.remaining > 0) {
+      this.failures.remaining--;
+      this.counters.failed++;
+      const code = this.failures.status;
+      this.json(res, code, status(code, code === 503 ? 'ServiceUnavailable' : 'InternalError', 'injected failure'));
+      return;
+    }
+    const m = /^\/apis\/discovery\.k8s\.io\/v1\/namespaces\/([^/]+)\/endpointslices$/.exec(url.pathname);
+    if (!m || req.method !== 'GET') {
+      this.json(res, 404, status(404, 'NotFound', 'the server could not find the requested resource'));
+      return;
+    }
+    const namespace = decodeURIComponent(m[1]!);
+    const selector = parseSelector(url.searchParams.get('labelSelector'));
+    const watch = url.searchParams.get('watch');
+    if (watch === 'true' || watch === '1') this.watch(res, url, namespace, selector);
+    else this.list(res, namespace, selector);
+  }
+
+  private list(res: ServerResponse, namespace: string, selector: Selector): void {
+    this.counters.lists++;
+    const items = [...this.objects.values()]
+      .filter((o) => o.metadata.namespace === namespace && matches(selector, o))
+      .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))
+      .map((o) => {
+        const { apiVersion: _a, kind: _k, ...rest } = o;
+        return rest;
+      });
+    this.json(res, 200, {
+      kind: 'EndpointSliceList',
+      apiVersion: 'discovery.k8s.io/v1',
+      metadata: { resourceVersion: String(this.rv) },
+      items,
+    });
+  }
+
+  private watch(res: ServerResponse, url: URL, namespace: string, selector: Selector): void {
+    this.counters.watches++;
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private' });
+    res.flushHeaders();
+    const rvText = url.searchParams.get('resourceVersion') ?? '';
+    const w: Watcher = { res, namespace, selector };
+    if (rvText === '' || rvText === '0') {
+      for (const o of this.objects.values()) {
+        if (o.metadata.namespace === namespace && matches(selector, o)) res.write(`${JSON.stringify({ type: 'ADDED', object: o })}\n`);
+      }
+    } else {
+      const from = Number(rvText);
+      if (!Number.isInteger(from) || from < this.horizon) {
+        this.counters.expired++;
+        const message = Number.isInteger(from) ? `too old resource version: ${from} (${this.horizon})` : `invalid resource version: ${rvText}`;
+        const { metadata: _m, ...expired } = status(410, 'Expired', message);
+        res.end(`${JSON.stringify({ type: 'ERROR', object: expired })}\n`);
+        return;
+      }
+      for (const e of this.history) if (e.rv > from) this.send(w, e);
+    }
+    this.watchers.add(w);
+    if (url.searchParams.get('allowWatchBookmarks') === 'true') {
+      w.bookmarkTimer = setInterval(() => {
+        this.counters.bookmarks++;
+        res.write(
+          `${JSON.stringify({ type: 'BOOKMARK', object: { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', metadata: { resourceVersion: String(this.rv) } } })}\n`,
+        );
+      }, this.bookmarkIntervalMs);
+    }
+    const timeout = Number(url.searchParams.get('timeoutSeconds') ?? '');
+    if (timeout > 0) w.timeoutTimer = setTimeout(() => this.endWatch(w), timeout * 1000);
+    const gone = () => {
+      clearInterval(w.bookmarkTimer);
+      clearTimeout(w.timeoutTimer);
+      this.watchers.delete(w);
+    };
+    res.on('close', gone);
+  }
+}
