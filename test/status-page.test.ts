@@ -148,6 +148,7 @@ before(async () => {
   child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
   let exited = false;
   child.once('exit', () => (exited = true));
+  process.once('exit', () => child.kill('SIGKILL')); // never leave the demo behind, even on a crash
   await waitFor(`the demo to print its URLs (output so far: ${JSON.stringify(out)})`, () => {
     if (exited) throw new Error(`the demo exited: ${out}`);
     return /Ctrl-C to stop/.test(out);

@@ -62,8 +62,9 @@ const consoleLogger: DiscoveryLogger = {
  * Credentials: `KUBECONFIG` when set; else the in-cluster service account when running in a pod;
  * else the default kubeconfig (~/.kube/config), as `KubeConfig.loadFromDefault()` resolves it.
  */
-export function loadDefaultKubeConfig(env: NodeJS.ProcessEnv = process.env): KubeConfig {
+export function loadDefaultKubeConfig(): KubeConfig {
   const kc = new KubeConfig();
+  const env = process.env;
   if (!env.KUBECONFIG && env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) kc.loadFromCluster();
   else kc.loadFromDefault();
   return kc;
@@ -77,7 +78,10 @@ function describeError(err: unknown): { status?: number; code?: string; error: s
   let message = typeof e?.message === 'string' ? e.message : String(err);
   const body = e?.body as { message?: unknown } | string | undefined;
   if (body && typeof body === 'object' && typeof body.message === 'string') message = body.message;
-  message = message.split('\n')[0]!.slice(0, 300);
+  // ApiException: "HTTP-Code: 401\nMessage: Unauthorized\nBody: ...\nHeaders: ..."
+  const apiMessage = /^HTTP-Code: (\d+)\nMessage: (.*)$/m.exec(message);
+  message = apiMessage ? `HTTP ${apiMessage[1]} ${apiMessage[2]}` : message.split('\n')[0]!;
+  message = message.slice(0, 300);
   return { ...(status !== undefined ? { status } : {}), ...(code !== undefined ? { code } : {}), error: message };
 }
 

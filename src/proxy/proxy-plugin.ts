@@ -19,6 +19,8 @@ import { Readable } from 'node:stream';
 import { classifyRasaRoute } from '../routing/rasa-routes.js';
 import { readBodyLimited, senderOf } from './body.js';
 import { sidOf, splitSid, stripSidToken, tokeniseOpenPacket } from '../affinity/socketio-sid.js';
+import { sessionIdsIn } from '../affinity/socketio-session.js';
+import type { Backend } from '../pool/backend.js';
 
 export interface ProxyOptions {
   readonly routes: RouteTable;
@@ -57,11 +59,16 @@ function onError(reply: FastifyReply, { error }: { error: Error }): void {
   ctx.fail(classifyUpstreamError(error, deadlinePassed));
 }
 
-/** The request body (fastify hands http-proxy the raw stream); empty when the request has none. */
+/**
+ * The request body. http-proxy's parser hands over the raw stream, except for text/plain, which
+ * fastify's own parser has already read into a string; empty when the request has none.
+ */
 function bodyOf(request: FastifyRequest, limit: number): Promise<Buffer> {
-  const stream = request.body as NodeJS.ReadableStream | undefined;
-  if (!stream || typeof stream.on !== 'function') return Promise.resolve(Buffer.alloc(0));
-  return readBodyLimited(stream, limit);
+  const body = request.body as NodeJS.ReadableStream | string | Buffer | undefined;
+  if (typeof body === 'string') return Promise.resolve(Buffer.from(body));
+  if (Buffer.isBuffer(body)) return Promise.resolve(body);
+  if (!body || typeof body.on !== 'function') return Promise.resolve(Buffer.alloc(0));
+  return readBodyLimited(body, limit);
 }
 
 /** Rewrites the engine.io open packet so its sid names the pod (see affinity/socketio-sid.ts). */
@@ -199,7 +206,32 @@ export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): 
       counted.sockets++;
       socket.once('close', () => counted.sockets--);
     }
-    done();
+    if (request.method !== 'POST') {
+      done();
+      return;
+    }
+    // A polling POST carries socket.io frames: learn the conversation ids it names.
+    const target = backend;
+    bodyOf(request, ctx.runtime.config.webhookBodyLimitBytes).then(
+      (body) => {
+        request.body = Readable.from([body]);
+        for (const id of sessionIdsIn(body.toString('utf8'))) affinity.remember(id, target);
+        done();
+      },
+      (err: unknown) => ctx.fail(err instanceof GatewayError ? err : new GatewayError('BAD_REQUEST', 'the request body could not be read')),
+    );
+  }
+
+  /** Websocket frames from the client: learn conversation ids as for polling POSTs. */
+  function onIncomingMessage(_context: unknown, _source: unknown, target: { url?: string }, message: { data: Buffer | string; binary: boolean }): void {
+    if (message.binary || !target.url) return;
+    const ids = sessionIdsIn(message.data.toString());
+    if (ids.length === 0) return;
+    const origin = new URL(target.url.replace(/^ws/, 'http')).origin;
+    for (const { pool, affinity } of options.pools.values()) {
+      const backend: Backend | undefined = affinity ? pool.get(origin) : undefined;
+      if (backend) for (const id of ids) affinity!.remember(id, backend);
+    }
   }
 
   function handler(request: FastifyRequest, reply: FastifyReply, dest: string): FastifyReply {
@@ -223,6 +255,7 @@ export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): 
     prefix: '/',
     http2: false,
     websocket: true,
+    wsHooks: { onIncomingMessage } as never,
     disableRequestLogging: true,
     preHandler,
     handler: handler as never,

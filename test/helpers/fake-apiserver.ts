@@ -15,7 +15,7 @@
  *   whose labels stop matching is sent as DELETED to that watch, one that starts matching as ADDED.
  * - `Authorization: Bearer <token>` is checked; anything else gets a 401 Status.
  * It accepts loopback addresses in slices, which a real API server rejects, so traffic can flow to
- * emulated pods. Test controls: apply/delete, dropConnections, failNext, stop/restart on the same
+ * emulated pods. Test controls: apply/delete, dropConnections, failWatches, failNext, stop/restart on the same
  * port, compactHistory, counters.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -154,6 +154,8 @@ export class FakeApiServer {
   port = 0;
   /** Requests by kind, cumulative across restarts. */
   readonly counters = { lists: 0, watches: 0, expired: 0, unauthorized: 0, failed: 0, bookmarks: 0 };
+  /** Rejected requests by the bearer token they carried ('' for none). */
+  readonly rejectedTokens = new Map<string, number>();
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly watchers = new Set<Watcher>();
@@ -252,6 +254,22 @@ export class FakeApiServer {
     return n;
   }
 
+  /**
+   * Ends every open watch with an ERROR event carrying a Status of `code`, as the real server does
+   * when its watch cache expires a watcher (410 Expired) or fails internally (500), then closes it.
+   */
+  failWatches(code = 410): number {
+    const n = this.watchers.size;
+    const reason = code === 410 ? 'Expired' : 'InternalError';
+    const { metadata: _m, ...object } = status(code, reason, code === 410 ? 'resource version too old' : 'Internal error occurred: injected');
+    for (const w of [...this.watchers]) {
+      w.res.write(`${JSON.stringify({ type: 'ERROR', object })}\n`);
+      if (code === 410) this.counters.expired++;
+      this.endWatch(w);
+    }
+    return n;
+  }
+
   /** The next `n` requests (lists or watches) get `status` with a Status body. */
   failNext(n: number, statusCode = 500): void {
     this.failures = { remaining: n, status: statusCode };
@@ -345,6 +363,8 @@ export class FakeApiServer {
     const url = new URL(req.url ?? '/', 'http://fake');
     if (req.headers.authorization !== `Bearer ${this.token}`) {
       this.counters.unauthorized++;
+      const presented = /^Bearer (.*)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      this.rejectedTokens.set(presented, (this.rejectedTokens.get(presented) ?? 0) + 1);
       this.json(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
       return;
     }

@@ -19,7 +19,7 @@ main{max-width:1280px;margin:0 auto;padding:16px 24px}
 .pool{background:var(--card);border:1px solid var(--line);border-radius:10px;margin-bottom:18px;padding:14px 18px}
 .ph{display:flex;align-items:baseline;gap:12px;flex-wrap:wrap}.ph h2{margin:0;font-size:18px}.meta{color:var(--mute);font-size:12px}
 .tag{font-size:11px;padding:1px 7px;border-radius:9px;background:#fde68a;color:#78350f}
-.kpis{display:grid;grid-template-columns:repeat(auto-fill,minmax(148px,1fr));gap:10px;margin:12px 0}
+.kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(148px,1fr));gap:10px;margin:12px 0}
 .kpi{border:1px solid var(--line);border-radius:8px;padding:7px 10px}
 .kpi b{display:block;font-size:11px;color:var(--mute);font-weight:500;text-transform:uppercase;letter-spacing:.04em}
 .kpi .v{font-size:20px;font-weight:600}.kpi .s{font-size:11px;color:var(--mute);white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
@@ -62,16 +62,17 @@ function merge(p) {
 function kpi(label, value, sub, cls) { return put(el('div', 'kpi' + (cls ? ' ' + cls : '')), el('b', '', label), el('div', 'v', value), el('div', 's', sub)); }
 function spark(title, vals, fmt, color, floor) {
   var W = 300, H = 44, NS = 'http://www.w3.org/2000/svg', max = floor, last = null, i;
-  for (i = 0; i < vals.length; i++) if (vals[i] != null) { if (vals[i] > max) max = vals[i]; last = vals[i]; }
+  var span = Math.min(MAX, Math.max(60, vals.length)), from = vals.length - Math.min(span, vals.length);
+  for (i = from; i < vals.length; i++) if (vals[i] != null) { if (vals[i] > max) max = vals[i]; last = vals[i]; }
   var svg = document.createElementNS(NS, 'svg'); svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H); svg.setAttribute('preserveAspectRatio', 'none');
-  var line = '', area = '', seg = [], step = W / (MAX - 1);
+  var line = '', area = '', seg = [], step = W / (span - 1);
   function flush() {
     if (!seg.length) return;
     line += 'M' + seg.join('L');
     area += 'M' + seg[0].split(',')[0] + ',' + H + 'L' + seg.join('L') + 'L' + seg[seg.length - 1].split(',')[0] + ',' + H + 'Z';
     seg = [];
   }
-  for (i = 0; i < vals.length; i++) {
+  for (i = from; i < vals.length; i++) {
     if (vals[i] == null) { flush(); continue; }
     seg.push((W - (vals.length - 1 - i) * step).toFixed(1) + ',' + (H - 2 - (vals[i] / max) * (H - 4)).toFixed(1));
   }
@@ -82,7 +83,7 @@ function spark(title, vals, fmt, color, floor) {
   var b = document.createElementNS(NS, 'path'); b.setAttribute('d', 'M0,' + (H - 1) + 'H' + W); b.setAttribute('stroke', '#e2e7ee'); b.setAttribute('vector-effect', 'non-scaling-stroke');
   put(svg, b, a, l);
   var hd = put(el('div', 'hd'), el('span', '', title), el('span', '', fmt(last)));
-  var ft = put(el('div', 'ft'), el('span', '', Math.round(MAX / 60) + ' min'), el('span', '', 'max ' + fmt(max)));
+  var ft = put(el('div', 'ft'), el('span', '', span < 120 ? 'last ' + span + ' s' : 'last ' + Math.round(span / 60) + ' min'), el('span', '', 'max ' + fmt(max)));
   return put(el('div', 'chart'), hd, svg, ft);
 }
 function slotsCell(e) {
