@@ -55,7 +55,7 @@ const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/tok
 
 const consoleLogger: DiscoveryLogger = {
   warn: (details, message) => console.warn(`[kubernetes discovery] ${message}`, details),
-  info: () => {},
+  info: (details, message) => console.info(`[kubernetes discovery] ${message}`, details),
 };
 
 /**
