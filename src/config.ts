@@ -22,6 +22,30 @@ export interface KubernetesSource {
 }
 
 export type AffinityMode = 'none' | 'rasa';
+
+export interface RetryConfig {
+  /** Retries allowed as a share of recent requests (Envoy/linkerd retry budgets). */
+  readonly budgetPercent: number;
+  /** Retries always allowed per second, so a quiet pool can still retry. */
+  readonly minPerSecond: number;
+}
+
+export interface EjectionConfig {
+  /** Consecutive failures (connect errors, resets, timeouts, 5xx) that eject a pod; 0: never. */
+  readonly consecutiveFailures: number;
+  readonly baseMs: number;
+  readonly maxMs: number;
+  /** Never eject more than this share of the pool at once. */
+  readonly maxPercent: number;
+}
+
+export interface HealthCheckConfig {
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly unhealthyThreshold: number;
+  readonly healthyThreshold: number;
+}
 export type OrderingMode = 'webhooks' | 'all' | 'none';
 
 export interface PoolConfig {
@@ -37,8 +61,13 @@ export interface PoolConfig {
   readonly sessions: { readonly maxEntries: number; readonly idleTtlMs: number };
   /** One request in flight per conversation: on webhook routes (default), on every keyed route, or off. */
   readonly ordering: OrderingMode;
-  /** Largest webhook body read to find its `sender`; larger bodies get 413. */
-  readonly webhookBodyLimitBytes: number;
+  /** Largest request body; bodies are read before a slot is taken (replayable, keyed, slow clients hold nothing). */
+  readonly bodyLimitBytes: number;
+  readonly retry: RetryConfig;
+  readonly ejection: EjectionConfig;
+  readonly healthCheck: HealthCheckConfig | undefined;
+  /** A pod that joins ramps its slots up over this window (0: off). */
+  readonly slowStartMs: number;
 }
 
 export interface RouteConfig {
@@ -48,11 +77,27 @@ export interface RouteConfig {
   readonly methods?: readonly string[];
   /** Queue wait + upstream, end to end. */
   readonly deadlineMs?: number;
+  /** Overrides the pool's `bodyLimitBytes` (e.g. larger for /model/train). */
+  readonly bodyLimitBytes?: number;
+}
+
+export interface LimitsConfig {
+  /** Slow clients: complete headers within this (408 otherwise, no slot held). */
+  readonly headersTimeoutMs: number;
+  /** Slow clients: the whole request, body included, within this. */
+  readonly requestTimeoutMs: number;
+  readonly maxHeaderBytes: number;
+  readonly maxHeadersCount: number;
 }
 
 export interface GatewayConfig {
   readonly listen: ListenConfig;
   readonly admin: ListenConfig;
+  /** In-cluster listener that also serves the Rasa routes refused on the public one. */
+  readonly internal: ListenConfig | undefined;
+  /** Protected Rasa routes the operator allows on the public listener (exact, or prefix ending in *). */
+  readonly publicRoutes: readonly string[];
+  readonly limits: LimitsConfig;
   readonly shutdown: { readonly drainTimeoutMs: number };
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   readonly pools: Readonly<Record<string, PoolConfig>>;
@@ -133,7 +178,39 @@ function upstreamUrl(value: unknown, path: string): string {
   return url.origin;
 }
 
-const poolKeys = ['endpoints', 'kubernetes', 'balancer', 'slotsPerEndpoint', 'queue', 'upstreamTimeoutMs', 'affinity', 'sessions', 'ordering', 'webhookBodyLimitBytes'];
+function retryConfig(value: unknown, path: string): RetryConfig {
+  const o = object(value ?? {}, path, ['budgetPercent', 'minPerSecond']);
+  return {
+    budgetPercent: integer(o.budgetPercent, join(path, 'budgetPercent'), 0, 100, 20),
+    minPerSecond: integer(o.minPerSecond, join(path, 'minPerSecond'), 0, 10_000, 3),
+  };
+}
+
+function ejectionConfig(value: unknown, path: string): EjectionConfig {
+  const o = object(value ?? {}, path, ['consecutiveFailures', 'baseMs', 'maxMs', 'maxPercent']);
+  const baseMs = integer(o.baseMs, join(path, 'baseMs'), 100, 3_600_000, 10_000);
+  return {
+    consecutiveFailures: integer(o.consecutiveFailures, join(path, 'consecutiveFailures'), 0, 1000, 5),
+    baseMs,
+    maxMs: integer(o.maxMs, join(path, 'maxMs'), baseMs, 24 * 3_600_000, Math.max(baseMs, 300_000)),
+    maxPercent: integer(o.maxPercent, join(path, 'maxPercent'), 0, 100, 50),
+  };
+}
+
+function healthCheckConfig(value: unknown, path: string): HealthCheckConfig {
+  const o = object(value ?? {}, path, ['path', 'intervalMs', 'timeoutMs', 'unhealthyThreshold', 'healthyThreshold']);
+  const probePath = string(o.path, join(path, 'path'), '/');
+  if (!probePath.startsWith('/')) throw new ConfigError(join(path, 'path'), `must start with / (got ${describe(probePath)})`);
+  return {
+    path: probePath,
+    intervalMs: integer(o.intervalMs, join(path, 'intervalMs'), 100, 3_600_000, 5000),
+    timeoutMs: integer(o.timeoutMs, join(path, 'timeoutMs'), 10, 600_000, 2000),
+    unhealthyThreshold: integer(o.unhealthyThreshold, join(path, 'unhealthyThreshold'), 1, 100, 3),
+    healthyThreshold: integer(o.healthyThreshold, join(path, 'healthyThreshold'), 1, 100, 2),
+  };
+}
+
+const poolKeys = ['endpoints', 'kubernetes', 'balancer', 'slotsPerEndpoint', 'queue', 'upstreamTimeoutMs', 'affinity', 'sessions', 'ordering', 'bodyLimitBytes', 'retry', 'ejection', 'healthCheck', 'slowStartMs'];
 
 function pool(name: string, value: unknown, path: string): PoolConfig {
   const o = object(value, path, poolKeys);
@@ -177,7 +254,11 @@ function pool(name: string, value: unknown, path: string): PoolConfig {
     upstreamTimeoutMs: integer(o.upstreamTimeoutMs, join(path, 'upstreamTimeoutMs'), 1, 3_600_000, 60_000),
     affinity: oneOf(o.affinity, join(path, 'affinity'), ['none', 'rasa'] as const, 'none'),
     ordering: oneOf(o.ordering, join(path, 'ordering'), ['webhooks', 'all', 'none'] as const, 'webhooks'),
-    webhookBodyLimitBytes: integer(o.webhookBodyLimitBytes, join(path, 'webhookBodyLimitBytes'), 1024, 100 * 1024 * 1024, 1024 * 1024),
+    bodyLimitBytes: integer(o.bodyLimitBytes, join(path, 'bodyLimitBytes'), 1024, 1024 * 1024 * 1024, 1024 * 1024),
+    retry: retryConfig(o.retry, join(path, 'retry')),
+    ejection: ejectionConfig(o.ejection, join(path, 'ejection')),
+    healthCheck: o.healthCheck === undefined ? undefined : healthCheckConfig(o.healthCheck, join(path, 'healthCheck')),
+    slowStartMs: integer(o.slowStartMs, join(path, 'slowStartMs'), 0, 3_600_000, 30_000),
     sessions: {
       maxEntries: integer(s.maxEntries, join(sp, 'maxEntries'), 1, 100_000_000, 100_000),
       idleTtlMs: integer(s.idleTtlMs, join(sp, 'idleTtlMs'), 1000, 7 * 24 * 3_600_000, 3_600_000),
@@ -188,7 +269,7 @@ function pool(name: string, value: unknown, path: string): PoolConfig {
 const methods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
 
 function route(value: unknown, path: string, pools: Record<string, PoolConfig>): RouteConfig {
-  const o = object(value, path, ['path', 'prefix', 'pool', 'methods', 'deadlineMs']);
+  const o = object(value, path, ['path', 'prefix', 'pool', 'methods', 'deadlineMs', 'bodyLimitBytes']);
   if ((o.path === undefined) === (o.prefix === undefined)) {
     throw new ConfigError(path, 'needs exactly one of `path` (exact match) or `prefix`');
   }
@@ -209,12 +290,20 @@ function route(value: unknown, path: string, pools: Record<string, PoolConfig>):
     pool: poolName,
     ...(routeMethods ? { methods: routeMethods } : {}),
     ...(o.deadlineMs !== undefined ? { deadlineMs: integer(o.deadlineMs, join(path, 'deadlineMs'), 1, 3_600_000) } : {}),
+    ...(o.bodyLimitBytes !== undefined ? { bodyLimitBytes: integer(o.bodyLimitBytes, join(path, 'bodyLimitBytes'), 0, 1024 * 1024 * 1024) } : {}),
   } as RouteConfig;
 }
 
 /** Validates a parsed config document (YAML or JSON) and returns the frozen config. */
 export function validateConfig(doc: unknown): GatewayConfig {
-  const o = object(doc ?? {}, '', ['listen', 'admin', 'shutdown', 'log', 'pools', 'routes']);
+  const o = object(doc ?? {}, '', ['listen', 'admin', 'internal', 'publicRoutes', 'limits', 'shutdown', 'log', 'pools', 'routes']);
+  const lim = object(o.limits ?? {}, 'limits', ['headersTimeoutMs', 'requestTimeoutMs', 'maxHeaderBytes', 'maxHeadersCount']);
+  if (o.publicRoutes !== undefined && !Array.isArray(o.publicRoutes)) throw new ConfigError('publicRoutes', 'must be a list of paths such as /conversations/* or /status');
+  const publicRoutes = ((o.publicRoutes as unknown[] | undefined) ?? []).map((r, i) => {
+    const route = string(r, join('publicRoutes', i));
+    if (!route.startsWith('/')) throw new ConfigError(join('publicRoutes', i), `must start with / (got ${describe(route)})`);
+    return route;
+  });
   const sd = object(o.shutdown ?? {}, 'shutdown', ['drainTimeoutMs']);
   const lg = object(o.log ?? {}, 'log', ['level']);
   const poolsDoc = object(o.pools, 'pools', Object.keys((o.pools as Obj | undefined) ?? {}));
@@ -237,6 +326,14 @@ export function validateConfig(doc: unknown): GatewayConfig {
   const config: GatewayConfig = {
     listen: listen(o.listen, 'listen', 8080),
     admin: listen(o.admin, 'admin', 9090),
+    internal: o.internal === undefined ? undefined : listen(o.internal, 'internal', 8081),
+    publicRoutes,
+    limits: {
+      headersTimeoutMs: integer(lim.headersTimeoutMs, 'limits.headersTimeoutMs', 100, 600_000, 10_000),
+      requestTimeoutMs: integer(lim.requestTimeoutMs, 'limits.requestTimeoutMs', 100, 3_600_000, 60_000),
+      maxHeaderBytes: integer(lim.maxHeaderBytes, 'limits.maxHeaderBytes', 1024, 1024 * 1024, 16 * 1024),
+      maxHeadersCount: integer(lim.maxHeadersCount, 'limits.maxHeadersCount', 10, 10_000, 100),
+    },
     shutdown: { drainTimeoutMs: integer(sd.drainTimeoutMs, 'shutdown.drainTimeoutMs', 0, 3_600_000, 30_000) },
     log: { level: oneOf(lg.level, 'log.level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info') },
     pools,

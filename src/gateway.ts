@@ -1,19 +1,25 @@
 /**
- * Assembles the gateway from a validated config: pools with their discovery and metrics, the public
- * fastify instance (proxy) and the admin one. `create` never listens, so tests can inject requests or
- * listen on ephemeral ports; `start` listens and starts discovery; `shutdown` drains.
+ * Assembles the gateway from a validated config: pools with their discovery, stickiness, health and
+ * metrics; the public proxy listener (Rasa's state-changing routes refused), the optional internal
+ * one (everything, plus model fan-out) and the admin one. `create` never listens, so tests can inject
+ * or listen on ephemeral ports; `start` listens and starts discovery; `shutdown` drains.
  */
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { adminPlugin } from './admin/admin-plugin.js';
 import { Affinity } from './affinity/affinity.js';
-import type { GatewayConfig } from './config.js';
+import type { GatewayConfig, PoolConfig } from './config.js';
 import { defaultDiscoveryFactory, type DiscoveryFactory } from './discovery/index.js';
 import { errorBody, GatewayError } from './errors.js';
+import { ActiveHealthChecker } from './health/active-health.js';
+import { OutlierDetector } from './health/outlier-detector.js';
+import { SlowStart } from './health/slow-start.js';
 import { GatewayMetrics, type PoolMetrics } from './metrics/metrics.js';
 import { Pool } from './pool/pool.js';
 import type { PoolRuntime } from './pool/runtime.js';
-import { proxyPlugin } from './proxy/proxy-plugin.js';
+import { modelFanoutRoutes } from './proxy/model-fanout.js';
+import { fromOptions, proxyPlugin } from './proxy/proxy-plugin.js';
+import { RetryBudget } from './proxy/retry-budget.js';
 import { RouteTable } from './routing/route-table.js';
 
 export interface GatewayDeps {
@@ -24,72 +30,85 @@ export interface GatewayDeps {
   readonly defaultMetrics?: boolean;
 }
 
+export interface GatewayUrls {
+  publicUrl: string;
+  adminUrl: string;
+  internalUrl?: string;
+}
+
 export class Gateway {
   readonly pools = new Map<string, PoolRuntime>();
   readonly metrics: GatewayMetrics;
+  readonly internal: FastifyInstance | undefined;
+  private readonly stoppers: (() => void)[] = [];
+  private readonly starters: (() => void)[] = [];
   private draining = false;
 
   private constructor(
     readonly config: GatewayConfig,
     readonly app: FastifyInstance,
     readonly admin: FastifyInstance,
+    internal: FastifyInstance | undefined,
     metrics: GatewayMetrics,
   ) {
+    this.internal = internal;
     this.metrics = metrics;
   }
 
   static async create(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
     const metrics = new GatewayMetrics({ defaultMetrics: deps.defaultMetrics ?? true });
-    const logger = config.log.level === 'silent' ? false : { level: config.log.level };
-    const app = Fastify({
-      logger,
-      logController: new LogController({ disableRequestLogging: true }),
-      requestIdHeader: 'x-request-id',
-      genReqId: () => randomUUID(),
-      trustProxy: true,
-      return503OnClosing: true,
-      forceCloseConnections: 'idle',
-    });
+    const app = proxyServer(config);
+    const internal = config.internal ? proxyServer(config) : undefined;
     const admin = Fastify({ logger: false });
-    const gateway = new Gateway(config, app, admin, metrics);
+    const gateway = new Gateway(config, app, admin, internal, metrics);
     const factory = deps.discoveryFactory ?? defaultDiscoveryFactory;
     for (const poolConfig of Object.values(config.pools)) {
-      const pool = new Pool({
-        name: poolConfig.name,
-        balancer: poolConfig.balancer,
-        slotsPerEndpoint: poolConfig.slotsPerEndpoint,
-        queue: poolConfig.queue,
-        ...(deps.now ? { now: deps.now } : {}),
-        ...(deps.random ? { random: deps.random } : {}),
-      });
-      const discovery = await factory(poolConfig);
-      let poolMetrics: PoolMetrics | undefined;
-      const affinity =
-        poolConfig.affinity === 'rasa'
-          ? new Affinity(pool, { ...poolConfig.sessions, onMove: (reason) => poolMetrics?.moved(reason) })
-          : undefined;
-      poolMetrics = metrics.addPool(pool, affinity);
-      gateway.pools.set(pool.name, { pool, config: poolConfig, discovery, metrics: poolMetrics, affinity });
+      const discovery = await factory(poolConfig, app.log.child({ pool: poolConfig.name }));
+      gateway.pools.set(poolConfig.name, gateway.buildPool(poolConfig, discovery, deps));
     }
-    app.setErrorHandler((error, _request, reply) => {
-      const err = error as Error & { statusCode?: number };
-      const status = err.statusCode ?? 500;
-      const code = status === 413 ? 'BODY_TOO_LARGE' : status === 408 ? 'REQUEST_TIMEOUT' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL';
-      if (status >= 500) app.log.error({ err }, 'unhandled error');
-      const message = status < 500 ? err.message : new GatewayError('INTERNAL').message;
-      reply.code(status).header('content-type', 'application/json; charset=utf-8').send(errorBody(code, message));
-    });
-    await app.register(proxyPlugin, {
-      routes: new RouteTable(config.routes),
-      pools: gateway.pools,
-      accepting: () => !gateway.draining,
-    });
-    await admin.register(adminPlugin, {
-      pools: gateway.pools,
-      metrics,
-      notReadyReasons: () => gateway.notReadyReasons(),
-    });
+    const routes = new RouteTable(config.routes);
+    const accepting = () => !gateway.draining;
+    await app.register(proxyPlugin, { routes, pools: gateway.pools, accepting, protectRasaRoutes: true, publicRoutes: config.publicRoutes });
+    if (internal) {
+      modelFanoutRoutes(internal, { routes, pools: gateway.pools });
+      await internal.register(proxyPlugin, { routes, pools: gateway.pools, accepting, protectRasaRoutes: false, publicRoutes: [] });
+    }
+    await admin.register(adminPlugin, { pools: gateway.pools, metrics, notReadyReasons: () => gateway.notReadyReasons() });
     return gateway;
+  }
+
+  private buildPool(poolConfig: PoolConfig, discovery: PoolRuntime['discovery'], deps: GatewayDeps): PoolRuntime {
+    const pool = new Pool({
+      name: poolConfig.name,
+      balancer: poolConfig.balancer,
+      slotsPerEndpoint: poolConfig.slotsPerEndpoint,
+      queue: poolConfig.queue,
+      ...(deps.now ? { now: deps.now } : {}),
+      ...(deps.random ? { random: deps.random } : {}),
+    });
+    let poolMetrics: PoolMetrics | undefined;
+    const affinity =
+      poolConfig.affinity === 'rasa' ? new Affinity(pool, { ...poolConfig.sessions, onMove: (reason) => poolMetrics?.moved(reason) }) : undefined;
+    poolMetrics = this.metrics.addPool(pool, affinity);
+    const counted = poolMetrics;
+    const outliers = new OutlierDetector(pool, poolConfig.ejection, () => counted.ejected('passive'));
+    const slowStart = new SlowStart(pool, poolConfig.slowStartMs);
+    this.stoppers.push(() => outliers.close(), () => slowStart.stop());
+    if (affinity) this.stoppers.push(() => affinity.close());
+    if (poolConfig.healthCheck) {
+      const checker = new ActiveHealthChecker(pool, poolConfig.healthCheck, () => counted.ejected('health'));
+      this.starters.push(() => checker.start());
+      this.stoppers.push(() => checker.stop());
+    }
+    return {
+      pool,
+      config: poolConfig,
+      discovery,
+      metrics: poolMetrics,
+      affinity,
+      retryBudget: new RetryBudget(poolConfig.retry.budgetPercent, poolConfig.retry.minPerSecond, pool.now),
+      fromOptions: fromOptions(poolConfig.upstreamTimeoutMs),
+    };
   }
 
   notReadyReasons(): string[] {
@@ -106,38 +125,68 @@ export class Gateway {
     return this.notReadyReasons().length === 0;
   }
 
-  /** Starts discovery (readiness follows its first snapshot) and both listeners. */
-  async start(): Promise<{ publicUrl: string; adminUrl: string }> {
+  /** Starts discovery (readiness follows its first snapshot), health checks and the listeners. */
+  async start(): Promise<GatewayUrls> {
     for (const runtime of this.pools.values()) {
       runtime.discovery
         .start((endpoints) => runtime.pool.update(endpoints))
         .catch((err: unknown) => this.app.log.error({ err, pool: runtime.pool.name }, 'discovery failed to start'));
     }
+    for (const start of this.starters) start();
     const adminUrl = await this.admin.listen({ host: this.config.admin.host, port: this.config.admin.port });
+    const internalUrl = this.internal && this.config.internal ? await this.internal.listen({ host: this.config.internal.host, port: this.config.internal.port }) : undefined;
     const publicUrl = await this.app.listen({ host: this.config.listen.host, port: this.config.listen.port });
-    return { publicUrl, adminUrl };
+    return { publicUrl, adminUrl, ...(internalUrl ? { internalUrl } : {}) };
   }
 
   /**
-   * Graceful shutdown: readiness fails at once, the listener stops accepting, queued and in-flight
+   * Graceful shutdown: readiness fails at once, the listeners stop accepting, queued and in-flight
    * requests finish until `drainTimeoutMs`, then the remaining connections are cut.
    */
   async shutdown(drainTimeoutMs = this.config.shutdown.drainTimeoutMs): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    const proxies = [this.app, ...(this.internal ? [this.internal] : [])];
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
-        this.app.server.closeAllConnections();
+        for (const p of proxies) p.server.closeAllConnections();
         resolve();
       }, drainTimeoutMs);
     });
-    await Promise.race([this.app.close(), deadline]);
+    await Promise.race([Promise.all(proxies.map((p) => p.close())), deadline]);
     clearTimeout(timer);
-    for (const runtime of this.pools.values()) {
-      runtime.discovery.stop();
-      runtime.affinity?.close();
-    }
+    for (const runtime of this.pools.values()) runtime.discovery.stop();
+    for (const stop of this.stoppers) stop();
     await this.admin.close();
   }
 }
+
+/** A proxy listener with the gateway's client limits and its JSON error handler. */
+function proxyServer(config: GatewayConfig): FastifyInstance {
+  const { limits } = config;
+  const app = Fastify({
+    logger: config.log.level === 'silent' ? false : { level: config.log.level },
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    requestTimeout: limits.requestTimeoutMs,
+    bodyLimit: Math.max(...Object.values(config.pools).map((p) => p.bodyLimitBytes)),
+    http: { maxHeaderSize: limits.maxHeaderBytes },
+  } as never) as unknown as FastifyInstance;
+  app.server.headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
+  app.server.maxHeadersCount = limits.maxHeadersCount;
+  app.setErrorHandler((error, _request, reply) => {
+    const err = error as Error & { statusCode?: number };
+    const status = err.statusCode ?? 500;
+    const code = status === 413 ? 'BODY_TOO_LARGE' : status === 408 ? 'REQUEST_TIMEOUT' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL';
+    if (status >= 500) app.log.error({ err }, 'unhandled error');
+    const message = status < 500 ? err.message : new GatewayError('INTERNAL').message;
+    reply.code(status).header('content-type', 'application/json; charset=utf-8').send(errorBody(code, message));
+  });
+  return app;
+}
+
+export type { FastifyBaseLogger };

@@ -7,7 +7,7 @@ import { get, Harness, waitFor } from './helpers/harness.js';
 const h = new Harness();
 after(() => h.stopAll());
 
-const stickyPool = (pods: RasaPod[]) => ({ pools: { dialog: { endpoints: pods.map((p) => p.url), affinity: 'rasa' } } });
+const stickyPool = (pods: RasaPod[]) => ({ publicRoutes: ['/conversations/*'], pools: { dialog: { endpoints: pods.map((p) => p.url), affinity: 'rasa' } } });
 
 type Transports = ('polling' | 'websocket')[];
 

@@ -7,6 +7,7 @@ const h = new Harness();
 after(() => h.stopAll());
 
 const sticky = (pods: RasaPod[], extra: Record<string, unknown> = {}) => ({
+  publicRoutes: ['/conversations/*'],
   pools: { dialog: { endpoints: pods.map((p) => p.url), slotsPerEndpoint: 2, affinity: 'rasa', ...extra } },
 });
 

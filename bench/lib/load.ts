@@ -25,8 +25,11 @@ export interface Reply {
 export interface Sender {
   readonly description: string;
   send(path: string, body: string): Promise<Reply>;
-  /** A few instant requests so connections exist before the first measured one. */
-  warm(count: number): Promise<void>;
+  /**
+   * Instant requests (GET /version) before the first measured one, `concurrency` at a time, so that
+   * connections exist and the proxy's hot path (queue included) is compiled, as in a running service.
+   */
+  warm(total: number, concurrency: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -57,8 +60,12 @@ export function perRequest(origins: readonly string[], connections = 1024): Send
       const pool = pools[next++ % pools.length] as Pool;
       return request(pool, path, body);
     },
-    async warm(count) {
-      await Promise.all(Array.from({ length: count }, (_, i) => request(pools[i % pools.length] as Pool, '/version', undefined)));
+    async warm(total, concurrency) {
+      let left = total;
+      const worker = async () => {
+        while (left-- > 0) await request(pools[left % pools.length] as Pool, '/version', undefined);
+      };
+      await Promise.all(Array.from({ length: Math.min(total, concurrency) }, worker));
     },
     async close() {
       await Promise.all(pools.map((p) => p.close()));

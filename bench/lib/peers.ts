@@ -25,9 +25,9 @@ const found = new Map<Tool, ToolStatus>();
 let aptUpdated = false;
 
 function version(tool: Tool, path: string): string {
-  const r = runSync(path, tool === 'wrk' ? ['-v'] : ['-v'], 10_000);
-  const line = r.out.split('\n').find((l) => /version|wrk \d/i.test(l)) ?? r.out.split('\n')[0] ?? '';
-  return line.replace(/^nginx version: /, '').replace(/ - https?:.*$/, '').trim();
+  const r = runSync(path, ['-v'], 10_000);
+  const line = r.out.split('\n').find((l) => (tool === 'wrk' ? /^wrk \d/ : /version/i).test(l)) ?? r.out.split('\n')[0] ?? '';
+  return line.replace(/^nginx version: /, '').replace(/ - https?:.*$/, '').replace(/ Copyright.*$/, '').trim();
 }
 
 export function findTool(tool: Tool, options: { install: boolean; log: (line: string) => void }): ToolStatus {
@@ -147,11 +147,11 @@ export interface HaproxyOptions {
 export function haproxyConfig(port: number, o: HaproxyOptions): string {
   const servers = o.endpoints.map((e, i) => `  server p${i} ${hostPort(e)}${o.maxconn ? ` maxconn ${o.maxconn}` : ''}`).join('\n');
   return `global
-  maxconn 50000
+  maxconn 8000
   nbthread 1
 defaults
   mode http
-  maxconn 50000
+  maxconn 8000
   option http-keep-alive
   timeout connect 5s
   timeout client 300s

@@ -101,6 +101,32 @@ export function startCostS(spec: TargetSpec): number {
   return 0;
 }
 
+export type ProxySpec = Extract<TargetSpec, { kind: 'gateway' | 'nginx' | 'haproxy' }>;
+
+/** A started proxy (gateway replicas, nginx or HAProxy) in front of some endpoints. */
+export interface Proxy {
+  readonly urls: readonly string[];
+  /** Gateway admin URLs, for /debug/pools after a run. */
+  readonly adminUrls: readonly string[];
+  /** Top-level process ids, for CPU accounting. */
+  readonly pids: readonly number[];
+  stop(): Promise<void>;
+}
+
+/** Starts a proxy row's processes; `cpus` pins them (taskset core list). */
+export async function startProxy(spec: ProxySpec, endpoints: readonly string[], cpus?: string): Promise<Proxy> {
+  const pin = cpus ? { cpus } : {};
+  if (spec.kind === 'gateway') {
+    const g = await startGateways({ endpoints, pool: spec.pool, replicas: spec.replicas ?? 1, ...pin });
+    return { urls: g.urls, adminUrls: g.adminUrls, pids: g.procs.map((p) => p.pid), stop: () => g.stop() };
+  }
+  const peer =
+    spec.kind === 'nginx'
+      ? await startNginx({ endpoints, method: spec.method, ...pin })
+      : await startHaproxy({ endpoints, balance: spec.balance, ...(spec.maxconn ? { maxconn: spec.maxconn } : {}), ...pin });
+  return { urls: [peer.url], adminUrls: [], pids: [peer.proc.pid], stop: () => peer.stop() };
+}
+
 export interface Running {
   readonly sender: Sender;
   /** Gateway admin URLs, for /debug/pools after a run. */
@@ -110,40 +136,19 @@ export interface Running {
 
 /** Starts what a measured row needs in front of the cluster; `seed` varies random spreading per repeat. */
 export async function startTarget(spec: TargetSpec, cluster: Cluster, seed: number): Promise<Running> {
-  switch (spec.kind) {
-    case 'ideal':
-      throw new Error('ideal rows are simulated, not started');
-    case 'kube': {
-      const sender = spec.spread === 'round-robin' ? perRequest(cluster.urls) : perConnection(cluster.urls, seededRandom(seed));
-      return { sender, adminUrls: [], stop: () => sender.close() };
-    }
-    case 'gateway': {
-      const gateways = await startGateways({ endpoints: cluster.urls, pool: spec.pool, replicas: spec.replicas ?? 1 });
-      const sender = perRequest(gateways.urls);
-      return {
-        sender,
-        adminUrls: gateways.adminUrls,
-        stop: async () => {
-          await sender.close();
-          await gateways.stop();
-        },
-      };
-    }
-    case 'nginx':
-    case 'haproxy': {
-      const peer =
-        spec.kind === 'nginx'
-          ? await startNginx({ endpoints: cluster.urls, method: spec.method })
-          : await startHaproxy({ endpoints: cluster.urls, balance: spec.balance, ...(spec.maxconn ? { maxconn: spec.maxconn } : {}) });
-      const sender = perRequest([peer.url]);
-      return {
-        sender,
-        adminUrls: [],
-        stop: async () => {
-          await sender.close();
-          await peer.stop();
-        },
-      };
-    }
+  if (spec.kind === 'ideal') throw new Error('ideal rows are simulated, not started');
+  if (spec.kind === 'kube') {
+    const sender = spec.spread === 'round-robin' ? perRequest(cluster.urls) : perConnection(cluster.urls, seededRandom(seed));
+    return { sender, adminUrls: [], stop: () => sender.close() };
   }
+  const proxy = await startProxy(spec, cluster.urls);
+  const sender = perRequest(proxy.urls);
+  return {
+    sender,
+    adminUrls: proxy.adminUrls,
+    stop: async () => {
+      await sender.close();
+      await proxy.stop();
+    },
+  };
 }

@@ -23,8 +23,8 @@ export interface QueueLimits {
 
 /** What the queue needs from its pool. */
 export interface SlotSource {
-  /** A pod with a free slot for new work, chosen by the pool's balancer; undefined when none. */
-  pickFree(): Backend | undefined;
+  /** A pod with a free slot for new work, chosen by the pool's balancer, other than `avoid`. */
+  pickFree(avoid: Backend | undefined): Backend | undefined;
   /** Whether any pod accepts new work (free slot or not). */
   hasWorkingBackend(): boolean;
   /** Takes one slot on `backend` (in-flight accounting). */
@@ -57,7 +57,7 @@ export class CentralQueue {
       return;
     }
     if (this.general.length === 0) {
-      const backend = this.slots.pickFree();
+      const backend = this.slots.pickFree(ticket.avoid);
       if (backend) {
         this.grant(ticket, backend);
         return;
@@ -81,7 +81,9 @@ export class CentralQueue {
   onCapacity(backend: Backend): void {
     while (backend.hasFreeSlot) {
       const pinned = backend.servesSticky ? backend.pinned.peek() : undefined;
-      const general = backend.acceptsNewWork ? this.general.peek() : undefined;
+      let general = backend.acceptsNewWork ? this.general.peek() : undefined;
+      // A retry avoids the pod that just failed it; look one further rather than hand it back.
+      if (general && general.avoid === backend) general = general.next?.avoid === backend ? undefined : general.next;
       const next = pinned && general ? (pinned.seq < general.seq ? pinned : general) : (pinned ?? general);
       if (!next) return;
       this.unqueue(next);
@@ -89,8 +91,8 @@ export class CentralQueue {
     }
   }
 
-  /** The pod left the pool: its pinned waiters follow their conversations to new pods. */
-  onBackendGone(backend: Backend): void {
+  /** The pod left or was ejected: its pinned waiters follow their conversations to new pods. */
+  repinWaiters(backend: Backend): void {
     for (const ticket of backend.pinned.drain()) {
       this.length--;
       ticket.inQueue = undefined;

@@ -16,6 +16,8 @@ export abstract class Ticket {
   grantedAtMs = 0;
   /** The pod this request must use (sticky conversation); undefined: any pod. */
   target: Backend | undefined = undefined;
+  /** A pod not to use (a retry avoids the pod that failed it). */
+  avoid: Backend | undefined = undefined;
   /** The pod holding this request's slot once granted. */
   backend: Backend | undefined = undefined;
   /** Absolute time (ms) after which a queued request is rejected. */

@@ -49,6 +49,14 @@ export class PoolMetrics {
     this.metrics.unkeyed.labels(this.pool, reason).inc();
   }
 
+  retried(reason: string): void {
+    this.metrics.retries.labels(this.pool, reason).inc();
+  }
+
+  ejected(reason: string): void {
+    this.metrics.ejections.labels(this.pool, reason).inc();
+  }
+
   rejected(reason: string): void {
     let child = this.rejections.get(reason);
     if (!child) {
@@ -66,6 +74,8 @@ export class GatewayMetrics {
   readonly stickyMoves: client.Counter;
   readonly conversationWaits: client.Counter;
   readonly unkeyed: client.Counter;
+  readonly retries: client.Counter;
+  readonly ejections: client.Counter;
   readonly requests: client.Counter;
   readonly rejected: client.Counter;
   readonly requestDuration: client.Histogram;
@@ -117,6 +127,18 @@ export class GatewayMetrics {
     this.unkeyed = new client.Counter({
       name: 'gateway_affinity_unkeyed_total',
       help: 'Requests on keyed routes proxied without a conversation key (e.g. a webhook body that is not JSON).',
+      labelNames: ['pool', 'reason'],
+      registers,
+    });
+    this.retries = new client.Counter({
+      name: 'gateway_retries_total',
+      help: 'Attempts sent to another pod after a safe-to-retry failure, by reason.',
+      labelNames: ['pool', 'reason'],
+      registers,
+    });
+    this.ejections = new client.Counter({
+      name: 'gateway_ejections_total',
+      help: 'Pods taken out of rotation: passive (consecutive failures) or health (failed probes).',
       labelNames: ['pool', 'reason'],
       registers,
     });

@@ -23,6 +23,12 @@ export class Backend {
   pod: string;
   zone: string | undefined;
   state: BackendState = 'ready';
+  /** The state discovery reports; an ejected pod returns to it. */
+  discovered: BackendState = 'ready';
+  /** Why the pod is ejected: passive (its requests failed) or health (its probe failed). */
+  ejectedBy: 'passive' | 'health' | undefined = undefined;
+  /** While slow-starting: when the ramp ends (ms); 0 otherwise. */
+  slowStartUntilMs = 0;
   inflight = 0;
   /** Slots: requests this pod may have in flight at once. Infinity when unlimited. */
   limit: number;

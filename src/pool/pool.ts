@@ -26,6 +26,8 @@ export type Outcome = 'ok' | 'error';
 export interface PoolListener {
   backendAdded?(backend: Backend): void;
   backendRemoved?(backend: Backend): void;
+  /** A request on `backend` ended (hot path: keep it cheap). */
+  requestEnded?(backend: Backend, outcome: Outcome, latencyMs: number | undefined): void;
 }
 
 /** Latency assumed for a pod before its first answer, when the pool has no measurements yet. */
@@ -42,6 +44,7 @@ export class Pool {
   private readonly random: () => number;
   private slotsPerEndpoint: number;
   private readonly listeners: PoolListener[] = [];
+  private readonly endListeners: PoolListener[] = [];
   /** Pods accepting new work, whether or not a slot is free. */
   private working = 0;
   /** Requests holding a slot in this pool. */
@@ -57,7 +60,7 @@ export class Pool {
     this.now = options.now ?? (() => performance.now());
     this.random = options.random ?? Math.random;
     this.queue = new CentralQueue(options.queue, {
-      pickFree: () => this.balancer.pick(this.free, this.random),
+      pickFree: (avoid) => this.pickFree(avoid),
       hasWorkingBackend: () => this.working > 0,
       occupy: (backend) => this.occupy(backend),
       now: this.now,
@@ -66,6 +69,7 @@ export class Pool {
 
   listen(listener: PoolListener): void {
     this.listeners.push(listener);
+    if (listener.requestEnded) this.endListeners.push(listener);
   }
 
   get backends(): IterableIterator<Backend> {
@@ -104,7 +108,34 @@ export class Pool {
     if (outcome === 'error') backend.failures++;
     if (latencyMs !== undefined) backend.latency.observe(latencyMs, this.now());
     this.free.update(backend);
-    this.queue.onCapacity(backend);
+    for (const l of this.endListeners) l.requestEnded!(backend, outcome, latencyMs);
+    if (backend.state !== 'gone') this.queue.onCapacity(backend);
+  }
+
+  /** The balancer's choice among free pods, avoiding one (a retry's failed pod) when another is free. */
+  private pickFree(avoid: Backend | undefined): Backend | undefined {
+    const picked = this.balancer.pick(this.free, this.random);
+    if (!avoid || picked !== avoid) return picked;
+    if (this.free.size < 2) return undefined;
+    this.free.remove(avoid);
+    const other = this.balancer.pick(this.free, this.random);
+    this.free.update(avoid);
+    return other;
+  }
+
+  /** Takes a pod out of rotation (failures or probes); its sticky waiters follow their conversations. */
+  eject(backend: Backend, by: 'passive' | 'health'): void {
+    if (backend.state === 'gone' || backend.state === 'ejected') return;
+    backend.ejectedBy = by;
+    this.setState(backend, 'ejected');
+    this.queue.repinWaiters(backend);
+  }
+
+  /** Puts an ejected pod back in the state discovery gives it. */
+  restore(backend: Backend): void {
+    if (backend.state !== 'ejected') return;
+    backend.ejectedBy = undefined;
+    this.setState(backend, backend.discovered);
   }
 
   /** Applies a discovery snapshot: adds, updates and removes pods in place. */
@@ -118,6 +149,7 @@ export class Pool {
       if (existing) {
         existing.pod = info.pod ?? existing.pod;
         existing.zone = info.zone;
+        existing.discovered = state;
         if (existing.state !== 'ejected') this.setState(existing, state);
       } else {
         this.add(info, state);
@@ -140,7 +172,7 @@ export class Pool {
     this.queue.onCapacity(backend);
   }
 
-  /** Changes every pod's slot count (or one pod's, for adaptive limits). */
+  /** Changes one pod's slot count (slow start, adaptive limits). */
   setLimit(backend: Backend, limit: number): void {
     backend.limit = limit;
     this.free.update(backend);
@@ -154,6 +186,7 @@ export class Pool {
   private add(info: EndpointInfo, state: BackendState): void {
     const backend = new Backend(info, this.slotsPerEndpoint, this.seedLatencyMs(), this.now());
     backend.state = state;
+    backend.discovered = state;
     this.backendsByKey.set(backend.key, backend);
     if (backend.acceptsNewWork) this.working++;
     this.free.update(backend);
@@ -167,7 +200,7 @@ export class Pool {
     this.free.remove(backend);
     this.backendsByKey.delete(backend.key);
     for (const l of this.listeners) l.backendRemoved?.(backend);
-    this.queue.onBackendGone(backend);
+    this.queue.repinWaiters(backend);
   }
 
   private occupy(backend: Backend): void {

@@ -4,6 +4,7 @@ import type { PoolConfig } from '../config.js';
 import type { Discovery } from '../discovery/types.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import type { Pool } from './pool.js';
+import type { RetryBudget } from '../proxy/retry-budget.js';
 
 export interface PoolRuntime {
   readonly pool: Pool;
@@ -12,4 +13,7 @@ export interface PoolRuntime {
   readonly metrics: PoolMetrics;
   /** Conversation stickiness, when the pool has `affinity: rasa`. */
   readonly affinity: Affinity | undefined;
+  readonly retryBudget: RetryBudget;
+  /** reply-from options for this pool's requests (built once: the hot path allocates none). */
+  readonly fromOptions: object;
 }

@@ -1,38 +1,44 @@
 /**
- * The public listener's one route: every path goes through @fastify/http-proxy (undici underneath,
- * keep-alive per pod, streamed bodies). Our logic sits in its seams: the preHandler matches the route
- * table and waits for a slot (asynchronously, in the pool's central queue), `getUpstream` returns the
- * pod the slot is on, `onResponse`/`onError` record the outcome, and the response's `close` releases
- * the slot. The per-request reply-from options are built once per pool, so the hot path allocates
- * the request context and little else.
+ * A proxy listener's one route: every path goes through @fastify/http-proxy (undici underneath,
+ * keep-alive per pod, streamed responses). Our logic sits in its seams:
+ * - preHandler: match the route table, refuse protected Rasa routes on the public listener, read
+ *   the body (bounded; before any slot is taken, so a slow client holds nothing and a retry can
+ *   replay it), find the conversation key, then wait for a slot in the pool's central queue;
+ * - `getUpstream`: the pod the slot is on;
+ * - `onResponse` / `onError`: record the outcome, retry where safe, or answer with a clear error;
+ * - the response's `close`: release the slot (RequestContext.finish).
+ * The reply-from options are built once per pool, so the hot path allocates the request context,
+ * the body buffer and little else.
  */
-import { randomUUID } from 'node:crypto';
 import httpProxy from '@fastify/http-proxy';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
 import { GatewayError, sendError } from '../errors.js';
 import type { PoolRuntime } from '../pool/runtime.js';
+import { PublicAllowList, isProtectedRasaRoute } from '../routing/protected-routes.js';
+import { classifyRasaRoute, type RasaRoute } from '../routing/rasa-routes.js';
 import { pathOf, type RouteTable } from '../routing/route-table.js';
-import { kContext, RequestContext } from './request-context.js';
-import { classifyUpstreamError } from './upstream-errors.js';
-import { Readable } from 'node:stream';
-import { classifyRasaRoute } from '../routing/rasa-routes.js';
 import { readBodyLimited, senderOf } from './body.js';
-import { sidOf, splitSid, stripSidToken, tokeniseOpenPacket } from '../affinity/socketio-sid.js';
-import { sessionIdsIn } from '../affinity/socketio-session.js';
-import type { Backend } from '../pool/backend.js';
+import { kContext, RequestContext } from './request-context.js';
+import { retryReasonForError, retryReasonForStatus, type RetryReason } from './retry-policy.js';
+import { onSocketFrame, routeSocket, sendTokenisedHandshake } from './socketio.js';
+import { classifyUpstreamError } from './upstream-errors.js';
 
 export interface ProxyOptions {
   readonly routes: RouteTable;
   readonly pools: ReadonlyMap<string, PoolRuntime>;
   /** False once draining has begun: new requests get 503 SHUTTING_DOWN. */
   readonly accepting: () => boolean;
+  /** Public listener: refuse Rasa's state-changing routes unless `publicRoutes` allows them. */
+  readonly protectRasaRoutes: boolean;
+  readonly publicRoutes: readonly string[];
 }
 
 interface ReplyFromResponse {
   statusCode: number;
   headers: IncomingHttpHeaders;
-  stream: NodeJS.ReadableStream;
+  stream: NodeJS.ReadableStream & { destroy(): void; resume(): void };
 }
 
 function contextOf(request: FastifyRequest): RequestContext {
@@ -45,43 +51,64 @@ function getUpstream(request: FastifyRequest): string {
 
 function onResponse(request: FastifyRequest, reply: FastifyReply, res: ReplyFromResponse): void {
   const ctx = contextOf(request);
+  const reason = retryReasonForStatus(res.statusCode, ctx.idempotent);
+  if (reason && retry(ctx, reason)) {
+    res.stream.resume();
+    for (const name of Object.keys(res.headers)) reply.removeHeader(name);
+    return;
+  }
   if (ctx.socketHandshake && res.statusCode === 200) {
     sendTokenisedHandshake(ctx, reply, res.stream);
     return;
   }
   if (ctx.responded(ctx.runtime.pool.now(), res.statusCode)) reply.send(res.stream);
-  else (res.stream as NodeJS.ReadableStream & { destroy(): void }).destroy();
+  else res.stream.destroy();
 }
 
 function onError(reply: FastifyReply, { error }: { error: Error }): void {
   const ctx = contextOf(reply.request);
+  const reason = retryReasonForError(error, ctx.idempotent);
+  if (reason && retry(ctx, reason)) return;
   const deadlinePassed = ctx.runtime.pool.now() >= ctx.deadlineMs - 1;
   ctx.fail(classifyUpstreamError(error, deadlinePassed));
 }
 
-/**
- * The request body. http-proxy's parser hands over the raw stream, except for text/plain, which
- * fastify's own parser has already read into a string; empty when the request has none.
- */
-function bodyOf(request: FastifyRequest, limit: number): Promise<Buffer> {
-  const body = request.body as NodeJS.ReadableStream | string | Buffer | undefined;
-  if (typeof body === 'string') return Promise.resolve(Buffer.from(body));
-  if (Buffer.isBuffer(body)) return Promise.resolve(body);
-  if (!body || typeof body.on !== 'function') return Promise.resolve(Buffer.alloc(0));
-  return readBodyLimited(body, limit);
+/** Sends the request to another pod if the policy, the budget and the deadline allow; see retry-policy.ts. */
+function retry(ctx: RequestContext, reason: RetryReason): boolean {
+  const { pool, affinity, retryBudget, metrics } = ctx.runtime;
+  const failed = ctx.backend;
+  if (ctx.attempts > 1 || ctx.closed || !failed) return false;
+  if (pool.now() >= ctx.deadlineMs) return false;
+  if (ctx.conversationKey === undefined && pool.workingCount < 2) return false;
+  if (!retryBudget.trySpend()) return false;
+  metrics.retried(reason);
+  pool.release(ctx, 'error');
+  ctx.state = 'new';
+  ctx.avoid = failed;
+  ctx.failed = false;
+  ctx.firstByteMs = 0;
+  ctx.continue = () => forward(ctx);
+  if (ctx.conversationKey !== undefined && affinity) ctx.target = affinity.backendFor(ctx.conversationKey);
+  pool.admit(ctx);
+  return true;
 }
 
-/** Rewrites the engine.io open packet so its sid names the pod (see affinity/socketio-sid.ts). */
-function sendTokenisedHandshake(ctx: RequestContext, reply: FastifyReply, stream: NodeJS.ReadableStream): void {
-  readBodyLimited(stream, 64 * 1024).then(
-    (body) => {
-      const text = body.toString('utf8');
-      const rewritten = ctx.backend ? tokeniseOpenPacket(text, ctx.backend) : undefined;
-      reply.removeHeader('content-length');
-      reply.send(rewritten ?? text);
-    },
-    () => ctx.fail(new GatewayError('UPSTREAM_FAILED')),
-  );
+/** One attempt: hand the request to reply-from for the granted pod. */
+function forward(ctx: RequestContext): void {
+  const { request, reply, runtime } = ctx;
+  ctx.attempts++;
+  if (ctx.body !== undefined) request.body = Readable.from([ctx.body]);
+  let opts = runtime.fromOptions;
+  if (ctx.deadlineMs !== Infinity) {
+    const remaining = Math.floor(ctx.deadlineMs - runtime.pool.now());
+    if (remaining <= 0) {
+      ctx.fail(new GatewayError('DEADLINE_EXCEEDED'));
+      return;
+    }
+    if (remaining < runtime.config.upstreamTimeoutMs) opts = fromOptions(remaining);
+  }
+  if (ctx.backend) reply.header('x-gateway-endpoint', ctx.backend.pod);
+  reply.from(ctx.dest, opts as never);
 }
 
 function rewriteRequestHeaders(request: FastifyRequest, headers: Record<string, string | string[] | undefined>) {
@@ -95,23 +122,48 @@ function rewriteRequestHeaders(request: FastifyRequest, headers: Record<string, 
 }
 
 /** reply-from options shared by every request of a pool (and one per deadline-shortened timeout). */
-function fromOptions(timeout: number) {
+export function fromOptions(timeout: number) {
   return { getUpstream, onResponse, onError, rewriteRequestHeaders, timeout };
 }
 
+/**
+ * The request body. http-proxy's parser hands over the raw stream, except for text/plain, which
+ * fastify's own parser has already read into a string; undefined when the request has none.
+ */
+export function bodyOf(request: FastifyRequest, limit: number): Promise<Buffer> | undefined {
+  const body = request.body as NodeJS.ReadableStream | string | Buffer | undefined;
+  if (body === undefined || body === null) return undefined;
+  if (typeof body === 'string') return checkSize(Buffer.from(body), limit);
+  if (Buffer.isBuffer(body)) return checkSize(body, limit);
+  if (typeof body.on !== 'function') return undefined;
+  return readBodyLimited(body, limit);
+}
+
+function checkSize(body: Buffer, limit: number): Promise<Buffer> {
+  return body.length > limit ? Promise.reject(new GatewayError('BODY_TOO_LARGE', `the request body exceeds ${limit} bytes`)) : Promise.resolve(body);
+}
+
+function bodyError(err: unknown): GatewayError {
+  return err instanceof GatewayError ? err : new GatewayError('BAD_REQUEST', 'the request body could not be read');
+}
+
 export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): Promise<void> {
-  const staticOptions = new Map<string, ReturnType<typeof fromOptions>>();
-  for (const [name, runtime] of options.pools) staticOptions.set(name, fromOptions(runtime.config.upstreamTimeoutMs));
+  const allowList = new PublicAllowList(options.publicRoutes);
 
   function preHandler(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
-    const route = options.routes.match(pathOf(request.url));
+    const path = pathOf(request.url);
+    const route = options.routes.match(path);
     if (!route) {
-      sendError(reply, new GatewayError('NO_ROUTE', `no route matches ${pathOf(request.url)}`));
+      sendError(reply, new GatewayError('NO_ROUTE', `no route matches ${path}`));
       return;
     }
     if (route.methods && !route.methods.has(request.method)) {
       reply.header('allow', [...route.methods].join(', '));
       sendError(reply, new GatewayError('METHOD_NOT_ALLOWED', `${request.method} is not allowed on this route`));
+      return;
+    }
+    if (options.protectRasaRoutes && isProtectedRasaRoute(path) && !allowList.allows(path)) {
+      sendError(reply, new GatewayError('FORBIDDEN_ROUTE', `${path} changes or reveals Rasa state; it is served on the internal listener (or allow it with publicRoutes)`));
       return;
     }
     const runtime = options.pools.get(route.pool) as PoolRuntime;
@@ -121,36 +173,52 @@ export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): 
       return;
     }
     reply.header('x-request-id', request.id);
-    ctx.continue = done;
-    if (!runtime.affinity) {
-      runtime.pool.admit(ctx);
+    const rasa = classifyRasaRoute(request.method, path);
+    ctx.idempotent = rasa.idempotent;
+    if (rasa.kind === 'socketio' && runtime.affinity) {
+      routeSocket(ctx, done);
       return;
     }
-    const rasa = classifyRasaRoute(request.method, pathOf(request.url));
-    const ordering = runtime.config.ordering;
-    switch (rasa.kind) {
-      case 'socketio':
-        routeSocket(ctx, done);
-        return;
-      case 'webhook':
-        bodyOf(request, runtime.config.webhookBodyLimitBytes).then(
-          (body) => {
-            request.body = Readable.from([body]);
-            const sender = senderOf(body);
-            if ('key' in sender) admitConversation(ctx, sender.key, ordering !== 'none');
-            else {
-              runtime.metrics.unkeyed(sender.unkeyed);
-              runtime.pool.admit(ctx);
-            }
-          },
-          (err: unknown) => ctx.fail(err instanceof GatewayError ? err : new GatewayError('BAD_REQUEST', 'the request body could not be read')),
-        );
-        return;
-      case 'conversation':
-        admitConversation(ctx, rasa.conversationId as string, ordering === 'all');
-        return;
-      default:
-        runtime.pool.admit(ctx);
+    ctx.continue = done;
+    runtime.retryBudget.deposit();
+    const limit = route.config.bodyLimitBytes ?? runtime.config.bodyLimitBytes;
+    const declared = Number(request.headers['content-length']);
+    if (declared > limit) {
+      ctx.fail(new GatewayError('BODY_TOO_LARGE', `the request body (${declared} bytes) exceeds ${limit} bytes`));
+      return;
+    }
+    const reading = bodyOf(request, limit);
+    if (!reading) {
+      dispatch(ctx, rasa);
+      return;
+    }
+    reading.then(
+      (body) => {
+        ctx.body = body;
+        dispatch(ctx, rasa);
+      },
+      (err: unknown) => ctx.fail(bodyError(err)),
+    );
+  }
+
+  /** Admission: keyed requests wait for their conversation's turn and pod; the rest for any slot. */
+  function dispatch(ctx: RequestContext, rasa: RasaRoute): void {
+    const { pool, affinity, config, metrics } = ctx.runtime;
+    if (!affinity) {
+      pool.admit(ctx);
+      return;
+    }
+    if (rasa.kind === 'webhook') {
+      const sender = senderOf(ctx.body ?? Buffer.alloc(0));
+      if ('key' in sender) admitConversation(ctx, sender.key, config.ordering !== 'none');
+      else {
+        metrics.unkeyed(sender.unkeyed);
+        pool.admit(ctx);
+      }
+    } else if (rasa.kind === 'conversation') {
+      admitConversation(ctx, rasa.conversationId as string, config.ordering === 'all');
+    } else {
+      pool.admit(ctx);
     }
   }
 
@@ -159,10 +227,10 @@ export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): 
     const { pool, affinity, metrics } = ctx.runtime;
     ctx.conversationKey = key;
     if (ordered) {
-      const waitFor = affinity!.gate.enter(key);
-      if (waitFor) {
+      const waitIn = affinity!.gate.enter(key);
+      if (waitIn) {
         metrics.conversationWait();
-        pool.queue.park(ctx, waitFor);
+        pool.queue.park(ctx, waitIn);
         return;
       }
       ctx.holdsTurn = true;
@@ -171,83 +239,10 @@ export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): 
     pool.admit(ctx);
   }
 
-  /**
-   * socket.io: the handshake goes to the pod with the fewest sessions, later requests to the pod named
-   * by their sid's token. No slot is taken: long polls and websockets wait, they do not compute.
-   */
-  function routeSocket(ctx: RequestContext, done: () => void): void {
-    const { request } = ctx;
-    const affinity = ctx.runtime.affinity!;
-    ctx.socket = true;
-    ctx.continue = undefined;
-    const sid = sidOf(request.url);
-    let backend;
-    if (sid !== undefined) {
-      const parts = splitSid(sid);
-      backend = parts ? affinity.backendForToken(parts.token) : undefined;
-      if (!backend || !parts) {
-        // What engine.io itself answers for a sid it does not know: the client starts a new session.
-        ctx.reply.code(400).header('content-type', 'application/json').send({ code: 1, message: 'Session ID unknown' });
-        return;
-      }
-      request.raw.url = stripSidToken(request.raw.url as string, sid, parts.sid);
-    } else {
-      backend = affinity.pickForNewSocket();
-      ctx.socketHandshake = request.headers.upgrade === undefined;
-    }
-    if (!backend) {
-      ctx.fail(new GatewayError('NO_ENDPOINTS'));
-      return;
-    }
-    ctx.backend = backend;
-    if (request.headers.upgrade !== undefined) {
-      const socket = request.raw.socket;
-      const counted = backend;
-      counted.sockets++;
-      socket.once('close', () => counted.sockets--);
-    }
-    if (request.method !== 'POST') {
-      done();
-      return;
-    }
-    // A polling POST carries socket.io frames: learn the conversation ids it names.
-    const target = backend;
-    bodyOf(request, ctx.runtime.config.webhookBodyLimitBytes).then(
-      (body) => {
-        request.body = Readable.from([body]);
-        for (const id of sessionIdsIn(body.toString('utf8'))) affinity.remember(id, target);
-        done();
-      },
-      (err: unknown) => ctx.fail(err instanceof GatewayError ? err : new GatewayError('BAD_REQUEST', 'the request body could not be read')),
-    );
-  }
-
-  /** Websocket frames from the client: learn conversation ids as for polling POSTs. */
-  function onIncomingMessage(_context: unknown, _source: unknown, target: { url?: string }, message: { data: Buffer | string; binary: boolean }): void {
-    if (message.binary || !target.url) return;
-    const ids = sessionIdsIn(message.data.toString());
-    if (ids.length === 0) return;
-    const origin = new URL(target.url.replace(/^ws/, 'http')).origin;
-    for (const { pool, affinity } of options.pools.values()) {
-      const backend: Backend | undefined = affinity ? pool.get(origin) : undefined;
-      if (backend) for (const id of ids) affinity!.remember(id, backend);
-    }
-  }
-
-  function handler(request: FastifyRequest, reply: FastifyReply, dest: string): FastifyReply {
+  function handler(request: FastifyRequest, _reply: FastifyReply, dest: string): void {
     const ctx = contextOf(request);
-    const poolTimeout = ctx.runtime.config.upstreamTimeoutMs;
-    let opts = staticOptions.get(ctx.runtime.pool.name) as ReturnType<typeof fromOptions>;
-    if (ctx.deadlineMs !== Infinity) {
-      const remaining = Math.floor(ctx.deadlineMs - ctx.runtime.pool.now());
-      if (remaining <= 0) {
-        ctx.fail(new GatewayError('DEADLINE_EXCEEDED'));
-        return reply;
-      }
-      if (remaining < poolTimeout) opts = fromOptions(remaining);
-    }
-    if (ctx.backend) reply.header('x-gateway-endpoint', ctx.backend.pod);
-    return reply.from(dest, opts as never);
+    ctx.dest = dest;
+    forward(ctx);
   }
 
   await app.register(httpProxy, {
@@ -255,7 +250,7 @@ export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): 
     prefix: '/',
     http2: false,
     websocket: true,
-    wsHooks: { onIncomingMessage } as never,
+    wsHooks: { onIncomingMessage: (_c: unknown, _s: unknown, target: { url?: string }, message: { data: Buffer | string; binary: boolean }) => onSocketFrame(options.pools, target, message) } as never,
     disableRequestLogging: true,
     preHandler,
     handler: handler as never,
@@ -263,6 +258,3 @@ export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): 
     undici: { connections: 1024, pipelining: 1, keepAliveTimeout: 30_000, tls: { rejectUnauthorized: true } } as never,
   });
 }
-
-export const requestIdHeader = 'x-request-id';
-export const generateRequestId = (): string => randomUUID();

@@ -39,6 +39,13 @@ export class RequestContext extends Ticket {
   socket = false;
   /** A socket.io handshake, whose open packet gets the pod token. */
   socketHandshake = false;
+  /** The request body, read before admission so it can be replayed on a retry. */
+  body: Buffer | undefined = undefined;
+  /** Safe to send to another pod after a failure (see retry-policy.ts). */
+  idempotent = false;
+  attempts = 0;
+  /** The upstream path, kept for a retry. */
+  dest = '';
   /** Cuts a granted request at its deadline; undici's own timers are too coarse (~1 s) for that. */
   private deadlineTimer: NodeJS.Timeout | undefined = undefined;
 

@@ -286,7 +286,7 @@ export class StatusSampler {
     const pools: PoolStatus[] = [];
     let time = this.now();
     let seq = 0;
-    for (const { pool, config } of this.options.pools.values()) {
+    for (const { pool, config, discovery } of this.options.pools.values()) {
       const ring = this.rings.get(pool.name) ?? [];
       const cur = ring.at(-1);
       const base = this.baseFor(ring, ring.length - 1);
@@ -341,7 +341,7 @@ export class StatusSampler {
       pools.push({
         name: pool.name,
         balancer: pool.balancerName,
-        discovery: this.options.pools.get(pool.name)?.discovery.description ?? '',
+        discovery: discovery.description,
         synced: pool.synced,
         slotsPerEndpoint: Number.isFinite(config.slotsPerEndpoint) ? config.slotsPerEndpoint : 'unlimited',
         queueLength: pool.queue.length,

@@ -58,14 +58,14 @@ export async function statusRoutes(app: FastifyInstance, options: StatusOptions)
       void reply.code(503).headers(readOnlyHeaders).send({ error: { code: 'TOO_MANY_STREAMS', message: 'too many open status streams' } });
       return;
     }
+    const headers = { ...readOnlyHeaders, 'content-type': 'text/event-stream; charset=utf-8', 'x-accel-buffering': 'no' };
+    if (request.method === 'HEAD') {
+      void reply.headers(headers).send();
+      return;
+    }
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, {
-      ...readOnlyHeaders,
-      'content-type': 'text/event-stream; charset=utf-8',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
+    res.writeHead(200, { ...headers, connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
     streams.add(res);
     // Each point of history goes out once; a reconnect starts over with the whole ring.
@@ -84,8 +84,7 @@ export async function statusRoutes(app: FastifyInstance, options: StatusOptions)
       unsubscribe();
       streams.delete(res);
     };
-    res.on('close', done);
-    request.raw.on('close', done);
+    res.on('close', done); // the client went away, or preClose ended the stream
   });
 
   const notAllowed = async (_request: unknown, reply: FastifyReply) =>

@@ -1,0 +1,230 @@
+/**
+ * The loop every burst scenario shares: for each cluster shape, start its pods; for each repeat and
+ * measured row, start the row's target, fire each burst size at it, wait until every pod is idle, and
+ * record every request. Ideal rows are simulated from the same arrivals and service times. Repeats
+ * are interleaved (all rows, then all rows again) so slow drift of the machine hits every row alike;
+ * a cell's summary is the median of each statistic over its repeats.
+ */
+import { debugPools } from './gateway.js';
+import { burstArrivals, simulate } from './ideal.js';
+import { runBurst, type BurstSample } from './load.js';
+import { startCluster, type Shape } from './pods.js';
+import { findTool } from './peers.js';
+import { sleep } from './procs.js';
+import { Progress } from './progress.js';
+import type { BenchOptions } from './scenario.js';
+import { medianSummary, summarize, type Summary } from './stats.js';
+import { scheduleLike, startCostS, startTarget, toolOf, type Row } from './targets.js';
+
+export interface MatrixPlan {
+  readonly scenario: string;
+  readonly shapes: readonly Shape[];
+  readonly bursts: readonly number[];
+  readonly rows: readonly Row[];
+  readonly repeats: number;
+  /** The study's one second. */
+  readonly windowMs: number;
+  /** < 1 shrinks service times and the window alike (quick mode); results are scaled back. */
+  readonly timeScale: number;
+  /** Leave out a (shape, burst) cell entirely. */
+  readonly skip?: (shape: Shape, burst: number) => boolean;
+  readonly path?: string;
+}
+
+export interface RunRecord {
+  readonly repeat: number;
+  /** Per request, in the order sent, in the shape's own milliseconds (scaled back). */
+  readonly latenciesMs: number[];
+  /** How late each request left against its schedule (ms, unscaled): the load generator's precision. */
+  readonly lateMs?: number[];
+  /** Requests served per pod (pod order of the shape). */
+  readonly perPod: number[];
+  readonly errors: number;
+  readonly errorExamples?: string[];
+  readonly summary: Summary;
+}
+
+export interface CellResult {
+  readonly row: string;
+  readonly shape: string;
+  readonly burst: number;
+  status: 'ok' | 'n/a' | 'failed';
+  note?: string;
+  readonly runs: RunRecord[];
+  summary?: Summary;
+}
+
+export class MatrixResult {
+  readonly cells: CellResult[] = [];
+  /** /debug/pools from each gateway row after its first repeat, by row and shape. */
+  readonly debug: Record<string, unknown> = {};
+  private readonly index = new Map<string, CellResult>();
+
+  cell(row: string, shape: string, burst: number): CellResult {
+    const key = `${row}|${shape}|${burst}`;
+    let c = this.index.get(key);
+    if (!c) {
+      c = { row, shape, burst, status: 'ok', runs: [] };
+      this.index.set(key, c);
+      this.cells.push(c);
+    }
+    return c;
+  }
+
+  get(row: string, shape: string, burst: number): CellResult | undefined {
+    return this.index.get(`${row}|${shape}|${burst}`);
+  }
+
+  /** The median summary of a cell, if it was measured. */
+  summary(row: string, shape: string, burst: number): Summary | undefined {
+    return this.get(row, shape, burst)?.summary;
+  }
+}
+
+export interface PreparedMatrix {
+  readonly estimateS: number;
+  readonly steps: number;
+  readonly rows: readonly Row[];
+  /** Rows that cannot run here (peer missing), with the reason. */
+  readonly unavailable: ReadonlyMap<string, string>;
+  run(): Promise<MatrixResult>;
+}
+
+const SETTLE_S = 0.25;
+/** Instant requests before a row's first burst: a warm proxy, as in production (see Sender.warm). */
+const WARM_REQUESTS = 400;
+const WARM_CONCURRENCY = 32;
+
+export function prepareMatrix(plan: MatrixPlan, options: BenchOptions, log: (line: string) => void): PreparedMatrix {
+  const rows = options.rows ? plan.rows.filter((r) => r.target.kind === 'ideal' || options.rows?.includes(r.id)) : plan.rows;
+  const unavailable = new Map<string, string>();
+  for (const r of rows) {
+    const tool = toolOf(r.target);
+    if (!tool) continue;
+    const status = findTool(tool, { install: options.install, log });
+    if (!status.ok) unavailable.set(r.id, status.note);
+  }
+  const measured = rows.filter((r) => r.target.kind !== 'ideal' && !unavailable.has(r.id));
+  const cells = plan.shapes.flatMap((s) => plan.bursts.filter((b) => !plan.skip?.(s, b)).map((b) => ({ shape: s, burst: b })));
+  let estimateS = 0;
+  let steps = 0;
+  for (const r of measured) {
+    for (const s of plan.shapes) {
+      const bursts = cells.filter((c) => c.shape === s);
+      if (bursts.length === 0) continue;
+      estimateS += startCostS(r.target) * plan.repeats;
+      for (const c of bursts) {
+        const sim = simulate(scheduleLike(r.target), burstArrivals(c.burst, plan.windowMs), s.pods);
+        estimateS += ((sim.makespanMs * plan.timeScale) / 1000 + SETTLE_S) * plan.repeats;
+        steps += plan.repeats;
+      }
+    }
+  }
+  return { estimateS, steps, rows, unavailable, run: () => runMatrix(plan, rows, measured, unavailable, estimateS, steps) };
+}
+
+async function runMatrix(
+  plan: MatrixPlan,
+  rows: readonly Row[],
+  measured: readonly Row[],
+  unavailable: ReadonlyMap<string, string>,
+  estimateS: number,
+  steps: number,
+): Promise<MatrixResult> {
+  const result = new MatrixResult();
+  const progress = new Progress(plan.scenario, steps, estimateS);
+  const path = plan.path ?? '/webhooks/rest/webhook';
+  let burstNo = 0;
+  for (const r of rows) {
+    const note = unavailable.get(r.id);
+    if (!note) continue;
+    progress.log(`row "${r.label}" skipped: ${note}`);
+    for (const s of plan.shapes) for (const b of plan.bursts) Object.assign(result.cell(r.id, s.id, b), { status: 'n/a', note });
+  }
+  for (const s of plan.shapes) {
+    const bursts = plan.bursts.filter((b) => !plan.skip?.(s, b));
+    if (bursts.length === 0) continue;
+    for (const r of rows.filter((x) => x.target.kind === 'ideal')) {
+      for (const b of bursts) {
+        const sim = simulate(scheduleLike(r.target), burstArrivals(b, plan.windowMs), s.pods);
+        const perPod = s.pods.map((_, i) => sim.pods.filter((p) => p === i).length);
+        const summary = summarize(sim.latenciesMs);
+        const cell = result.cell(r.id, s.id, b);
+        cell.runs.push({ repeat: 0, latenciesMs: sim.latenciesMs, perPod, errors: 0, summary });
+        cell.summary = summary;
+      }
+    }
+    if (measured.length === 0) continue;
+    const cluster = await startCluster(s, plan.timeScale);
+    try {
+      for (let rep = 0; rep < plan.repeats; rep++) {
+        for (const r of measured) {
+          const label = (b: number) => `${s.id} | ${r.label} | burst ${b}${plan.repeats > 1 ? ` | repeat ${rep + 1}/${plan.repeats}` : ''}`;
+          let running;
+          try {
+            running = await startTarget(r.target, cluster, 1000 * rep + 17);
+            await running.sender.warm(WARM_REQUESTS, WARM_CONCURRENCY);
+          } catch (err) {
+            const message = (err as Error).message;
+            progress.log(`row "${r.label}" failed to start on ${s.id}: ${message}`);
+            for (const b of bursts) {
+              progress.begin(label(b), 0);
+              Object.assign(result.cell(r.id, s.id, b), { status: 'failed', note: `failed to start: ${message}` });
+            }
+            continue;
+          }
+          try {
+            await cluster.idle();
+            cluster.takeCounts();
+            for (const b of bursts) {
+              const sim = simulate(scheduleLike(r.target), burstArrivals(b, plan.windowMs), s.pods);
+              progress.begin(label(b), (sim.makespanMs * plan.timeScale) / 1000 + SETTLE_S);
+              const tag = `${plan.scenario}-${++burstNo}`;
+              const samples = await runBurst(running.sender, {
+                n: b,
+                windowMs: plan.windowMs * plan.timeScale,
+                path,
+                body: (i) => JSON.stringify({ sender: `${tag}-${i}`, message: 'hello, what can you do for me?' }),
+              });
+              if (!(await cluster.idle())) progress.log(`pods of ${s.id} still busy 120 s after a burst`);
+              const counts = cluster.takeCounts();
+              result.cell(r.id, s.id, b).runs.push(record(rep, samples, counts, plan.windowMs * plan.timeScale, plan.timeScale));
+              await sleep(100);
+            }
+            if (rep === 0 && running.adminUrls.length > 0) {
+              result.debug[`${r.id}|${s.id}`] = await Promise.all(running.adminUrls.map((u) => debugPools(u)));
+            }
+          } finally {
+            await running.stop();
+          }
+        }
+      }
+    } finally {
+      await cluster.close();
+    }
+  }
+  for (const cell of result.cells) {
+    if (cell.status !== 'ok' || cell.summary) continue;
+    if (cell.runs.length === 0) continue;
+    cell.summary = medianSummary(cell.runs.map((x) => x.summary));
+    const errors = cell.runs.reduce((n, x) => n + x.errors, 0);
+    if (errors > 0) cell.note = `${errors} failed requests over ${cell.runs.length} runs`;
+  }
+  progress.finish();
+  return result;
+}
+
+function record(repeat: number, samples: readonly BurstSample[], perPod: number[], windowMs: number, timeScale: number): RunRecord {
+  const ok = samples.filter((x) => x.status === 200);
+  const failed = samples.filter((x) => x.status !== 200);
+  const latenciesMs = samples.map((x) => (x.status === 200 ? x.latencyMs / timeScale : NaN));
+  return {
+    repeat,
+    latenciesMs,
+    lateMs: samples.map((x) => x.sentMs - (x.i * windowMs) / samples.length),
+    perPod,
+    errors: failed.length,
+    ...(failed.length > 0 ? { errorExamples: [...new Set(failed.map((x) => x.error ?? `HTTP ${x.status}`))].slice(0, 3) } : {}),
+    summary: summarize(ok.map((x) => x.latencyMs / timeScale)),
+  };
+}

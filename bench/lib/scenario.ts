@@ -1,0 +1,26 @@
+/** What every scenario file exports, and the options `run.ts` passes down. */
+
+export interface BenchOptions {
+  readonly quick: boolean;
+  /** Overrides the scenario's repeat count. */
+  readonly repeats?: number;
+  /** Only these row ids (ideal rows are always kept). */
+  readonly rows?: readonly string[];
+  /** May the bench apt-get install nginx, HAProxy and wrk when missing. */
+  readonly install: boolean;
+  readonly outDir: string;
+}
+
+export interface Prepared {
+  /** Seconds the plan is expected to take. */
+  readonly estimateS: number;
+  /** One line on what will run (cells, rows, repeats). */
+  readonly plan: string;
+  run(): Promise<void>;
+}
+
+export interface Scenario {
+  readonly name: string;
+  readonly title: string;
+  prepare(options: BenchOptions, log: (line: string) => void): Promise<Prepared>;
+}

@@ -1,0 +1,108 @@
+/**
+ * `mixed` (issue 6 item 2, issue 9): pods of different capacities, 2-slot and 4-slot, normal and
+ * weak, and nobody tells the proxy which. Static slot counts (gateway `slotsPerEndpoint` 1-4, HAProxy
+ * `maxconn` 1-4: one number for every pod) against the ideal schedule computed with each pod's true
+ * capacity. `slotsPerEndpoint: auto` joins as a row when the built gateway accepts it.
+ */
+import { checkPoolSettings } from '../lib/gateway.js';
+import { cellNotes, latencyTable, matrixJson, strategyBars } from '../lib/matrix-report.js';
+import { prepareMatrix, type MatrixPlan, type MatrixResult } from '../lib/matrix.js';
+import { shape } from '../lib/pods.js';
+import { markdownTable, ratio, sec, writeResults, type Table } from '../lib/report.js';
+import type { Scenario } from '../lib/scenario.js';
+import { row, type Row } from '../lib/targets.js';
+
+const cluster = shape('mixed: 2- and 4-slot pods, normal and weak', [
+  { count: 1, slots: 4, serviceMs: 300, tag: 'big' },
+  { count: 1, slots: 4, serviceMs: 900, tag: 'big-weak' },
+  { count: 1, slots: 2, serviceMs: 300, tag: 'small' },
+  { count: 1, slots: 2, serviceMs: 900, tag: 'small-weak' },
+]);
+
+const AUTO = row.gateway('least-outstanding', 'auto');
+
+function rowsFor(quick: boolean): Row[] {
+  const statics = quick ? [2, 4] : [1, 2, 3, 4];
+  return [
+    ...statics.map((k) => row.gateway('least-outstanding', k)),
+    ...(quick ? [] : [row.gateway('least-outstanding', 'unlimited'), row.gateway('peak-ewma', 2)]),
+    ...statics.map((k) => row.haproxy(k)),
+    ...(quick ? [] : [row.nginx()]),
+    row.idealGreedy(),
+    row.idealEarliest(),
+  ];
+}
+
+/** Per burst: the best of each family of static rows, and `auto` against it. */
+function bestStatic(result: MatrixResult, rows: readonly Row[], bursts: readonly number[]): Table {
+  const family = (prefix: string) => rows.filter((r) => r.id.startsWith(prefix) && /-\d+$/.test(r.id));
+  const best = (fam: readonly Row[], b: number) =>
+    fam
+      .map((r) => ({ r, m: result.summary(r.id, cluster.id, b) }))
+      .filter((x) => x.m)
+      .sort((x, y) => (x.m?.p95 ?? 0) - (y.m?.p95 ?? 0))[0];
+  return {
+    header: ['burst', 'ideal p95 s', 'best gateway static', 'p95 s', 'best haproxy maxconn', 'p95 s', 'auto p95 s', 'auto/ideal'],
+    rows: bursts.map((b) => {
+      const ideal = result.summary('ideal', cluster.id, b);
+      const g = best(family('gw-least-outstanding-'), b);
+      const h = best(family('haproxy-leastconn-'), b);
+      const auto = result.summary(AUTO.id, cluster.id, b);
+      return [String(b), sec(ideal?.p95), g?.r.label ?? '-', sec(g?.m?.p95), h?.r.label ?? '-', sec(h?.m?.p95), sec(auto?.p95), ratio(auto?.p95, ideal?.p95)];
+    }),
+  };
+}
+
+export const mixed: Scenario = {
+  name: 'mixed',
+  title: 'Pods of different capacities: static slots and HAProxy maxconn vs the ideal',
+  async prepare(options, log) {
+    const bursts = [10, 50, 100];
+    const rows = rowsFor(options.quick);
+    const auto = checkPoolSettings(AUTO.target.kind === 'gateway' ? AUTO.target.pool : {});
+    if (auto.ok) rows.splice(0, 0, AUTO);
+    else log(`row "${AUTO.label}" left out: this build does not accept it (${auto.message})`);
+    const plan: MatrixPlan = {
+      scenario: 'mixed',
+      shapes: [cluster],
+      bursts,
+      rows,
+      repeats: options.repeats ?? (options.quick ? 1 : 3),
+      windowMs: 1000,
+      timeScale: 1,
+    };
+    const prepared = prepareMatrix(plan, options, log);
+    return {
+      estimateS: prepared.estimateS,
+      plan: `${cluster.pods.map((p) => `${p.slots}x${p.serviceMs}ms`).join(' ')}; bursts ${bursts.join(', ')}; ${prepared.rows.length} rows; ${plan.repeats} repeat(s)`,
+      async run() {
+        const result = await prepared.run();
+        const table = latencyTable(result, prepared.rows, cluster, bursts);
+        const best = bestStatic(result, prepared.rows, bursts);
+        const md = [
+          '# Mixed pod capacities',
+          '',
+          `Pods: ${cluster.pods.map((p) => `${p.name} ${p.slots} slots x ${p.serviceMs} ms`).join('; ')}. The proxies are not told`,
+          'which pod is which: gateway `slotsPerEndpoint` and HAProxy `maxconn` are one number for every pod. The ideal',
+          "schedules use each pod's true slots. Bursts as in `burst`; median over repeats; nearest-rank percentiles.",
+          auto.ok ? '' : `\n\`slotsPerEndpoint: auto\` is not in this build (${auto.message}); its row is left out.\n`,
+          `Command: \`npm run bench -- mixed${options.quick ? ' --quick' : ''}\``,
+          '',
+          markdownTable(table),
+          '',
+          ...cellNotes(result, prepared.rows),
+          '',
+          '## Best single static setting per burst',
+          '',
+          markdownTable(best),
+          '',
+          '![mixed](mixed.png)',
+        ].join('\n');
+        process.stdout.write(`\n${markdownTable(table)}\n\n${markdownTable(best)}\n`);
+        const chart = strategyBars('mixed', 'Mixed capacities: p95 (bars) and max (whiskers)', result, prepared.rows, cluster, bursts, cluster.pods.map((p) => `${p.slots} slots x ${p.serviceMs} ms`).join(', '));
+        const files = writeResults({ scenario: 'mixed', outDir: options.outDir, json: matrixJson(plan, prepared, result, { autoAccepted: auto }), markdown: md, charts: [chart] });
+        log(`wrote ${files.join(', ')}`);
+      },
+    };
+  },
+};

@@ -1,0 +1,92 @@
+/**
+ * socket.io traffic of a sticky pool. The handshake goes to the pod with the fewest sessions and its
+ * open packet gets the pod token (affinity/socketio-sid.ts); later polls, POSTs and the websocket
+ * upgrade go to the pod their sid names. No slot is taken: long polls and websockets wait, they do
+ * not compute. Frames naming a conversation (`session_request`, `user_uttered`) bind it to the pod,
+ * so REST calls on a widget's conversation reach the pod holding its socket.
+ */
+import type { FastifyReply } from 'fastify';
+import { Readable } from 'node:stream';
+import { sidOf, splitSid, stripSidToken, tokeniseOpenPacket } from '../affinity/socketio-sid.js';
+import { sessionIdsIn } from '../affinity/socketio-session.js';
+import { GatewayError } from '../errors.js';
+import type { Backend } from '../pool/backend.js';
+import type { PoolRuntime } from '../pool/runtime.js';
+import { readBodyLimited } from './body.js';
+import { bodyOf } from './proxy-plugin.js';
+import type { RequestContext } from './request-context.js';
+
+export function routeSocket(ctx: RequestContext, done: () => void): void {
+  const { request } = ctx;
+  const affinity = ctx.runtime.affinity!;
+  ctx.socket = true;
+  const sid = sidOf(request.url);
+  let backend: Backend | undefined;
+  if (sid !== undefined) {
+    const parts = splitSid(sid);
+    backend = parts ? affinity.backendForToken(parts.token) : undefined;
+    if (!backend || !parts) {
+      // What engine.io itself answers for a sid it does not know: the client opens a new session.
+      ctx.reply.code(400).header('content-type', 'application/json').send({ code: 1, message: 'Session ID unknown' });
+      return;
+    }
+    request.raw.url = stripSidToken(request.raw.url as string, sid, parts.sid);
+  } else {
+    backend = affinity.pickForNewSocket();
+    ctx.socketHandshake = request.headers.upgrade === undefined;
+  }
+  if (!backend) {
+    ctx.fail(new GatewayError('NO_ENDPOINTS'));
+    return;
+  }
+  ctx.backend = backend;
+  if (request.headers.upgrade !== undefined) {
+    const counted = backend;
+    counted.sockets++;
+    request.raw.socket.once('close', () => counted.sockets--);
+  }
+  const reading = request.method === 'POST' ? bodyOf(request, ctx.runtime.config.bodyLimitBytes) : undefined;
+  if (!reading) {
+    done();
+    return;
+  }
+  const target = backend;
+  reading.then(
+    (body) => {
+      ctx.body = body;
+      request.body = Readable.from([body]);
+      for (const id of sessionIdsIn(body.toString('utf8'))) affinity.remember(id, target);
+      done();
+    },
+    (err: unknown) => ctx.fail(err instanceof GatewayError ? err : new GatewayError('BAD_REQUEST', 'the request body could not be read')),
+  );
+}
+
+/** Rewrites the engine.io open packet so its sid names the pod. */
+export function sendTokenisedHandshake(ctx: RequestContext, reply: FastifyReply, stream: NodeJS.ReadableStream): void {
+  readBodyLimited(stream, 64 * 1024).then(
+    (body) => {
+      const text = body.toString('utf8');
+      const rewritten = ctx.backend ? tokeniseOpenPacket(text, ctx.backend) : undefined;
+      reply.removeHeader('content-length');
+      reply.send(rewritten ?? text);
+    },
+    () => ctx.fail(new GatewayError('UPSTREAM_FAILED')),
+  );
+}
+
+/** Websocket frames from a client: learn conversation ids as for polling POSTs. */
+export function onSocketFrame(
+  pools: ReadonlyMap<string, PoolRuntime>,
+  target: { url?: string },
+  message: { data: Buffer | string; binary: boolean },
+): void {
+  if (message.binary || !target.url) return;
+  const ids = sessionIdsIn(message.data.toString());
+  if (ids.length === 0) return;
+  const origin = new URL(target.url.replace(/^ws/, 'http')).origin;
+  for (const { pool, affinity } of pools.values()) {
+    const backend = affinity ? pool.get(origin) : undefined;
+    if (backend) for (const id of ids) affinity!.remember(id, backend);
+  }
+}
