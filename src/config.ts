@@ -23,6 +23,13 @@ export interface KubernetesSource {
 
 export type AffinityMode = 'none' | 'rasa';
 
+/** A static endpoint: its origin, and optionally the pod name and zone shown in /debug and the status page. */
+export interface StaticEndpointConfig {
+  readonly url: string;
+  readonly name?: string;
+  readonly zone?: string;
+}
+
 export interface RetryConfig {
   /** Retries allowed as a share of recent requests (Envoy/linkerd retry budgets). */
   readonly budgetPercent: number;
@@ -50,7 +57,7 @@ export type OrderingMode = 'webhooks' | 'all' | 'none';
 
 export interface PoolConfig {
   readonly name: string;
-  readonly endpoints?: readonly string[];
+  readonly endpoints?: readonly StaticEndpointConfig[];
   readonly kubernetes?: KubernetesSource;
   readonly balancer: BalancerName;
   /** Infinity for `unlimited`. */
@@ -210,6 +217,16 @@ function healthCheckConfig(value: unknown, path: string): HealthCheckConfig {
   };
 }
 
+function staticEndpoint(value: unknown, path: string): StaticEndpointConfig {
+  if (typeof value === 'string') return { url: upstreamUrl(value, path) };
+  const o = object(value, path, ['url', 'name', 'zone']);
+  return {
+    url: upstreamUrl(o.url, join(path, 'url')),
+    ...(o.name !== undefined ? { name: string(o.name, join(path, 'name')) } : {}),
+    ...(o.zone !== undefined ? { zone: string(o.zone, join(path, 'zone')) } : {}),
+  };
+}
+
 const poolKeys = ['endpoints', 'kubernetes', 'balancer', 'slotsPerEndpoint', 'queue', 'upstreamTimeoutMs', 'affinity', 'sessions', 'ordering', 'bodyLimitBytes', 'retry', 'ejection', 'healthCheck', 'slowStartMs'];
 
 function pool(name: string, value: unknown, path: string): PoolConfig {
@@ -217,10 +234,10 @@ function pool(name: string, value: unknown, path: string): PoolConfig {
   if ((o.endpoints === undefined) === (o.kubernetes === undefined)) {
     throw new ConfigError(path, 'needs exactly one endpoint source: `endpoints: [http://host:port, ...]` or `kubernetes: { namespace, service, port }`');
   }
-  let endpoints: string[] | undefined;
+  let endpoints: StaticEndpointConfig[] | undefined;
   if (o.endpoints !== undefined) {
-    if (!Array.isArray(o.endpoints)) throw new ConfigError(join(path, 'endpoints'), 'must be a list of URLs');
-    endpoints = o.endpoints.map((u, i) => upstreamUrl(u, join(join(path, 'endpoints'), i)));
+    if (!Array.isArray(o.endpoints)) throw new ConfigError(join(path, 'endpoints'), 'must be a list of URLs or { url, name, zone }');
+    endpoints = o.endpoints.map((e, i) => staticEndpoint(e, join(join(path, 'endpoints'), i)));
   }
   let kubernetes: KubernetesSource | undefined;
   if (o.kubernetes !== undefined) {

@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   for (const [i, ms] of [300, 300, 300, 900].entries()) {
     pods.push(await startRasaPod({ name: i === 3 ? `rasa-weak-${i}` : `rasa-${i}`, slots: 2, serviceTimeMs: jitter(ms) }));
   }
-  const endpoints = pods.map((p) => p.url);
+  const endpoints = pods.map((p) => ({ url: p.url, name: p.name }));
   const port = Number(process.env.GATEWAY_PORT ?? 8080);
   const adminPort = Number(process.env.ADMIN_PORT ?? 9090);
   const build = (p: number, a: number) =>
@@ -23,14 +23,12 @@ async function main(): Promise<void> {
       admin: { host: '127.0.0.1', port: a },
       log: { level: 'warn' },
       shutdown: { drainTimeoutMs: 5000 },
+      // One pool: NLU parses and dialog turns share the pods' slots, as they share a Rasa pod's CPU.
       pools: {
-        nlu: { endpoints, balancer: 'least-outstanding', slotsPerEndpoint: 2, queue: { maxLength: 1000, maxWaitMs: 30000 } },
-        dialog: { endpoints, balancer: 'least-outstanding', slotsPerEndpoint: 2, affinity: 'rasa' },
+        rasa: { endpoints, balancer: 'least-outstanding', slotsPerEndpoint: 2, affinity: 'rasa', queue: { maxLength: 1000, maxWaitMs: 30000 } },
       },
-      routes: [
-        { path: '/model/parse', pool: 'nlu' },
-        { prefix: '/', pool: 'dialog' },
-      ],
+      publicRoutes: ['/conversations/*'],
+      routes: [{ prefix: '/', pool: 'rasa' }],
     });
   let gateway = await Gateway.create(build(port, adminPort));
   let urls;
@@ -58,7 +56,11 @@ async function main(): Promise<void> {
       'Try:',
       `  curl -s ${publicUrl}/webhooks/rest/webhook -H 'content-type: application/json' -d '{"sender":"alice","message":"hello"}'`,
       `  curl -s ${publicUrl}/model/parse -H 'content-type: application/json' -d '{"text":"hello"}'`,
+      `  curl -s ${publicUrl}/conversations/alice/tracker`,
       `  for i in $(seq 50); do curl -s -o /dev/null ${publicUrl}/model/parse -d '{"text":"hi"}' -H 'content-type: application/json' & done; curl -s ${adminUrl}/debug/pools`,
+      '',
+      'Open the status page and run the loop above a few times: the weak pod gets about a third of a',
+      "normal pod's share, because every freed slot takes the head of the central queue.",
       '',
       'Ctrl-C to stop.',
       '',

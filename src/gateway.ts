@@ -174,7 +174,9 @@ function proxyServer(config: GatewayConfig): FastifyInstance {
     forceCloseConnections: 'idle',
     requestTimeout: limits.requestTimeoutMs,
     bodyLimit: Math.max(...Object.values(config.pools).map((p) => p.bodyLimitBytes)),
-    http: { maxHeaderSize: limits.maxHeaderBytes },
+    // Node enforces header and request timeouts from a periodic sweep (30 s by default): sweep often
+    // enough that a slow client is cut off near its limit, with a 408.
+    http: { maxHeaderSize: limits.maxHeaderBytes, connectionsCheckingInterval: Math.max(50, Math.min(1000, limits.headersTimeoutMs / 2)) },
   } as never) as unknown as FastifyInstance;
   app.server.headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   app.server.maxHeadersCount = limits.maxHeadersCount;

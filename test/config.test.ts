@@ -30,6 +30,12 @@ test('a minimal config gets the documented defaults', () => {
   assert.ok(Object.isFrozen(c.pools.nlu));
 });
 
+test('static endpoints may carry a pod name and zone', () => {
+  const c = validateConfig({ pools: { a: { endpoints: ['http://10.0.0.1:5005', { url: 'http://10.0.0.2:5005', name: 'rasa-1', zone: 'eu-1a' }] } } });
+  assert.deepEqual(c.pools.a!.endpoints, [{ url: 'http://10.0.0.1:5005' }, { url: 'http://10.0.0.2:5005', name: 'rasa-1', zone: 'eu-1a' }]);
+  fails({ pools: { a: { endpoints: [{ url: 'http://x:1', nme: 'typo' }] } } }, /^pools\.a\.endpoints\[0\]\.nme$/);
+});
+
 test('`unlimited` slots mean no queue', () => {
   assert.equal(validateConfig({ pools: { a: { endpoints: [], slotsPerEndpoint: 'unlimited' } } }).pools.a!.slotsPerEndpoint, Infinity);
 });
@@ -56,7 +62,7 @@ test('the quick form builds one pool on / from flags', () => {
   const { config } = loadConfig(['--upstream', 'http://127.0.0.1:5005', '--upstream', 'http://127.0.0.1:5006', '--balancer', 'p2c', '--slots', '3', '--port', '8181', '--admin-port', '9191']);
   assert.equal(config!.listen.port, 8181);
   assert.equal(config!.admin.port, 9191);
-  assert.deepEqual(config!.pools.default!.endpoints, ['http://127.0.0.1:5005', 'http://127.0.0.1:5006']);
+  assert.deepEqual(config!.pools.default!.endpoints, [{ url: 'http://127.0.0.1:5005' }, { url: 'http://127.0.0.1:5006' }]);
   assert.equal(config!.pools.default!.balancer, 'p2c');
   assert.equal(config!.pools.default!.slotsPerEndpoint, 3);
   assert.throws(() => loadConfig(['--upstream', 'http://a:1', '--port', 'x']), /--port/);

@@ -1,7 +1,9 @@
 /**
  * `study` (issue 6 item 1): the published load test's experiment with emulated pods sized like its
- * nodes. One pod = 2 slots x 570 ms, about the 3.5 requests per second one Rasa pod managed, and
- * 0.57 s at 1 request per second (the study: 0.5-0.7 s). Clusters of 1, 2, 4 and 10 pods; bursts of
+ * nodes. One pod = 2 slots x 500 ms: 0.5 s at 1 request per second (the study: 0.5-0.7 s) and 4
+ * requests per second when saturated, the capacity per pod the study's 2- and 4-pod clusters showed
+ * at 50 and 100 requests per second (3.6-4.1; its single pod managed 3.3), so those rows compare at
+ * equal capacity. Clusters of 1, 2, 4 and 10 pods; bursts of
  * 1, 10, 50 and 100 requests in one second; two shapes: all pods equal, and some pods weak (3x the
  * service time, as the study's small nodes were). Rows: the Kubernetes-like baselines, the gateway
  * with every balancer with and without its queue, nginx, HAProxy and the simulated schedules.
@@ -20,7 +22,7 @@ import type { Summary } from '../lib/stats.js';
 import { gatewayBalancers, row, type Row } from '../lib/targets.js';
 
 const SLOTS = 2;
-const SERVICE_MS = 570;
+const SERVICE_MS = 500;
 const WEAK_FACTOR = 3;
 
 /** The study's table: seconds from send to reply, [min, max] over the burst, by pods and requests/s. */
@@ -127,8 +129,9 @@ function checks(result: MatrixResult, all: readonly Shape[], bursts: readonly nu
         return {
           cell: `${s.pods.length} pods, ${b} req/s`,
           study: pub ? `${pub[0]}-${pub[1]}` : '-',
-          gateway: gw ? `${sec(gw.min, 2)}-${sec(gw.max, 2)} (p95 ${sec(gw.p95, 2)})` : '-',
-          beaten: !!gw && !!pub && gw.max / 1000 < pub[1] && gw.p95 / 1000 < pub[1],
+          studyPerPod: pub ? b / (pub[1] + (b - 1) / b) / s.pods.length : null,
+          gateway: gw ? `${sec(gw.p50, 2)} / ${sec(gw.p95, 2)} / ${sec(gw.max, 2)}` : '-',
+          beaten: !!gw && !!pub && gw.p50 / 1000 < pub[0] && gw.p95 / 1000 < pub[1],
         };
       }),
     );
@@ -151,7 +154,11 @@ function charts(result: MatrixResult, rows: readonly Row[], all: readonly Shape[
             return v === undefined ? undefined : v / 1000;
           }),
           ...(r.id === 'ideal' ? { color: '#000000', dashed: true } : r.id === 'ideal-ec' ? { color: '#777777', dashed: true } : {}),
-        })),
+        })).concat(
+          kind === 'equal'
+            ? [{ name: 'study: its slowest answer (published)', values: bursts.map((b) => published[s.pods.length]?.[b]?.[1]), color: '#bbbbbb', dashed: true }]
+            : [],
+        ),
       }));
     if (panels.length === 0) continue;
     out.push(
@@ -201,11 +208,14 @@ export const study: Scenario = {
         const rEq = ratioTable(result, rows, all.filter((s) => s.id.startsWith('equal-')), bursts);
         const rWk = ratioTable(result, rows, all.filter((s) => s.id.startsWith('weak-')), bursts);
         const weakTable: Table = { header: ['cell', `${rows.find((r) => r.id === CANDIDATE)?.label ?? CANDIDATE} p95/ideal`, 'within 2 %'], rows: c.weak.map((w) => [w.cell, w.p95VsIdeal === null ? '-' : `${w.p95VsIdeal.toFixed(3)}x`, w.within2pct ? 'yes' : 'no']) };
-        const beatTable: Table = { header: ['cell', 'study (published)', 'gateway least-outstanding, slots 2: min-max (p95)', 'beaten'], rows: c.beat.map((b) => [b.cell, b.study, b.gateway, b.beaten ? 'yes' : 'no']) };
+        const beatTable: Table = {
+          header: ['cell', 'study min-max s', 'study req/s per pod', `ours req/s per pod`, 'gateway lo slots 2: p50 / p95 / max s', 'beaten'],
+          rows: c.beat.map((b) => [b.cell, b.study, b.studyPerPod === null ? '-' : b.studyPerPod.toFixed(1), ((SLOTS * 1000) / SERVICE_MS).toFixed(1), b.gateway, b.beaten ? 'yes' : 'no']),
+        };
         const md = [
           "# The study's experiment, reproduced with emulated pods",
           '',
-          `Pod: ${SLOTS} slots x ${SERVICE_MS} ms (FIFO beyond its slots), about the study's 3.5 requests/s per pod; weak pod: ${WEAK_FACTOR}x the`,
+          `Pod: ${SLOTS} slots x ${SERVICE_MS} ms (FIFO beyond its slots): ${((SLOTS * 1000) / SERVICE_MS).toFixed(1)} requests/s per pod, the study's 2- and 4-pod clusters' figure; weak pod: ${WEAK_FACTOR}x the`,
           `service time. Weak shape: ${pods.filter((n) => weakCount(n) > 0).map((n) => `${weakCount(n)} of ${n}`).join(', ')} pods weak. Each burst: n requests, request i sent at i/n s,`,
           '`POST /webhooks/rest/webhook` with a new sender, timed to the full response. Cells: "min-max (p95)" in seconds,',
           `nearest-rank percentiles, ${plan.repeats > 1 ? `median over ${plan.repeats} repeats` : 'one run'}.${scaleNote ? ` ${scaleNote.slice(2)} (service times and the window shrunk alike).` : ''}`,
@@ -242,7 +252,9 @@ export const study: Scenario = {
           '',
           markdownTable(weakTable),
           '',
-          "The study's 2- and 4-pod rows at 50 and 100 requests per second, equal capacity (beaten: our max and p95 below the study's max):",
+          "The study's 2- and 4-pod rows at 50 and 100 requests per second, at equal capacity per pod (the study's figure: requests over",
+          "the time its last answer took). Beaten: our median below the study's fastest answer and our p95 below its slowest. No",
+          'schedule can beat the max at equal capacity (the last answer comes when the work is done), only how the waiting is shared.',
           '',
           markdownTable(beatTable),
           '',

@@ -32,6 +32,8 @@ export function describePools(pools: ReadonlyMap<string, PoolRuntime>) {
         pod: b.pod,
         zone: b.zone ?? null,
         state: b.state,
+        slowStarting: b.slowStartUntilMs > 0,
+        ejectedBy: b.ejectedBy ?? null,
         inflight: b.inflight,
         slots: Number.isFinite(b.limit) ? b.limit : 'unlimited',
         waiting: b.pinned.length,
