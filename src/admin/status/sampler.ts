@@ -319,7 +319,7 @@ export class StatusSampler {
           pod: b.pod,
           url: b.origin,
           zone: b.zone ?? null,
-          state: b.state,
+          state: b.state === 'ready' && b.slowStartUntilMs > 0 ? 'slow-starting' : b.state,
           inflight: b.inflight,
           slots: Number.isFinite(b.limit) ? b.limit : 'unlimited',
           waiting: b.pinned.length,
