@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { balancerNames } from './balancer/registry.js';
+import type { CacheConfig } from './cache/parse-cache.js';
+import type { RasaAuth } from './cache/rasa-auth.js';
 import type { BalancerName } from './balancer/types.js';
 
 export interface ListenConfig {
@@ -22,6 +24,8 @@ export interface KubernetesSource {
 }
 
 export type AffinityMode = 'none' | 'rasa';
+export type { CacheConfig } from './cache/parse-cache.js';
+export type { RasaAuth } from './cache/rasa-auth.js';
 
 /** A static endpoint: its origin, and optionally the pod name and zone shown in /debug and the status page. */
 export interface StaticEndpointConfig {
@@ -75,6 +79,10 @@ export interface PoolConfig {
   readonly healthCheck: HealthCheckConfig | undefined;
   /** A pod that joins ramps its slots up over this window (0: off). */
   readonly slowStartMs: number;
+  /** NLU parse cache and coalescing for `POST /model/parse` (off when absent). */
+  readonly cache: CacheConfig | undefined;
+  /** How Rasa authenticates callers: lets the gateway verify them itself (cache) and call /status. */
+  readonly rasaAuth: RasaAuth;
 }
 
 export interface RouteConfig {
@@ -217,6 +225,36 @@ function healthCheckConfig(value: unknown, path: string): HealthCheckConfig {
   };
 }
 
+function cacheConfig(value: unknown, path: string): CacheConfig {
+  const o = object(value ?? {}, path, ['maxEntries', 'maxBytes', 'ttlMs', 'modelPollMs']);
+  return {
+    maxEntries: integer(o.maxEntries, join(path, 'maxEntries'), 1, 100_000_000, 10_000),
+    maxBytes: integer(o.maxBytes, join(path, 'maxBytes'), 1024, 64 * 1024 * 1024 * 1024, 64 * 1024 * 1024),
+    ttlMs: integer(o.ttlMs, join(path, 'ttlMs'), 1000, 30 * 24 * 3_600_000, 600_000),
+    modelPollMs: integer(o.modelPollMs, join(path, 'modelPollMs'), 100, 3_600_000, 10_000),
+  };
+}
+
+/** Secrets come from the environment (`tokenEnv`, `jwtSecretEnv`) or, for tests, inline. */
+function rasaAuthConfig(value: unknown, path: string): RasaAuth {
+  const o = object(value ?? {}, path, ['token', 'tokenEnv', 'jwtSecret', 'jwtSecretEnv', 'jwtAlgorithm']);
+  const secret = (inline: string, envKey: string): string | undefined => {
+    if (o[inline] !== undefined) return string(o[inline], join(path, inline));
+    if (o[envKey] === undefined) return undefined;
+    const name = string(o[envKey], join(path, envKey));
+    const v = process.env[name];
+    if (!v) throw new ConfigError(join(path, envKey), `names the environment variable ${name}, which is not set`);
+    return v;
+  };
+  const token = secret('token', 'tokenEnv');
+  const jwtSecret = secret('jwtSecret', 'jwtSecretEnv');
+  return {
+    ...(token !== undefined ? { token } : {}),
+    ...(jwtSecret !== undefined ? { jwtSecret } : {}),
+    jwtAlgorithm: oneOf(o.jwtAlgorithm, join(path, 'jwtAlgorithm'), ['HS256', 'HS384', 'HS512'] as const, 'HS256'),
+  };
+}
+
 function staticEndpoint(value: unknown, path: string): StaticEndpointConfig {
   if (typeof value === 'string') return { url: upstreamUrl(value, path) };
   const o = object(value, path, ['url', 'name', 'zone']);
@@ -227,7 +265,7 @@ function staticEndpoint(value: unknown, path: string): StaticEndpointConfig {
   };
 }
 
-const poolKeys = ['endpoints', 'kubernetes', 'balancer', 'slotsPerEndpoint', 'queue', 'upstreamTimeoutMs', 'affinity', 'sessions', 'ordering', 'bodyLimitBytes', 'retry', 'ejection', 'healthCheck', 'slowStartMs'];
+const poolKeys = ['endpoints', 'kubernetes', 'balancer', 'slotsPerEndpoint', 'queue', 'upstreamTimeoutMs', 'affinity', 'sessions', 'ordering', 'bodyLimitBytes', 'retry', 'ejection', 'healthCheck', 'slowStartMs', 'cache', 'rasaAuth'];
 
 function pool(name: string, value: unknown, path: string): PoolConfig {
   const o = object(value, path, poolKeys);
@@ -276,6 +314,8 @@ function pool(name: string, value: unknown, path: string): PoolConfig {
     ejection: ejectionConfig(o.ejection, join(path, 'ejection')),
     healthCheck: o.healthCheck === undefined ? undefined : healthCheckConfig(o.healthCheck, join(path, 'healthCheck')),
     slowStartMs: integer(o.slowStartMs, join(path, 'slowStartMs'), 0, 3_600_000, 30_000),
+    cache: o.cache === undefined ? undefined : cacheConfig(o.cache, join(path, 'cache')),
+    rasaAuth: rasaAuthConfig(o.rasaAuth, join(path, 'rasaAuth')),
     sessions: {
       maxEntries: integer(s.maxEntries, join(sp, 'maxEntries'), 1, 100_000_000, 100_000),
       idleTtlMs: integer(s.idleTtlMs, join(sp, 'idleTtlMs'), 1000, 7 * 24 * 3_600_000, 3_600_000),

@@ -12,6 +12,8 @@ import type { GatewayConfig, PoolConfig } from './config.js';
 import { defaultDiscoveryFactory, type DiscoveryFactory } from './discovery/index.js';
 import { errorBody, GatewayError } from './errors.js';
 import { ActiveHealthChecker } from './health/active-health.js';
+import { ModelWatcher } from './cache/model-watcher.js';
+import { ParseCache } from './cache/parse-cache.js';
 import { OutlierDetector } from './health/outlier-detector.js';
 import { SlowStart } from './health/slow-start.js';
 import { GatewayMetrics, type PoolMetrics } from './metrics/metrics.js';
@@ -89,7 +91,15 @@ export class Gateway {
     let poolMetrics: PoolMetrics | undefined;
     const affinity =
       poolConfig.affinity === 'rasa' ? new Affinity(pool, { ...poolConfig.sessions, onMove: (reason) => poolMetrics?.moved(reason) }) : undefined;
-    poolMetrics = this.metrics.addPool(pool, affinity);
+    let cache: ParseCache | undefined;
+    if (poolConfig.cache) {
+      const watcher = new ModelWatcher(pool, poolConfig.rasaAuth, poolConfig.cache.modelPollMs);
+      pool.listen({ stateChanged: () => watcher.recompute() });
+      cache = new ParseCache(poolConfig.cache, pool, watcher, poolConfig.rasaAuth, poolConfig.upstreamTimeoutMs);
+      this.starters.push(() => watcher.start());
+      this.stoppers.push(() => watcher.stop());
+    }
+    poolMetrics = this.metrics.addPool(pool, affinity, cache);
     const counted = poolMetrics;
     const outliers = new OutlierDetector(pool, poolConfig.ejection, () => counted.ejected('passive'));
     const slowStart = new SlowStart(pool, poolConfig.slowStartMs);
@@ -106,6 +116,7 @@ export class Gateway {
       discovery,
       metrics: poolMetrics,
       affinity,
+      cache,
       retryBudget: new RetryBudget(poolConfig.retry.budgetPercent, poolConfig.retry.minPerSecond, pool.now),
       fromOptions: fromOptions(poolConfig.upstreamTimeoutMs),
     };

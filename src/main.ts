@@ -19,7 +19,7 @@ async function main(): Promise<void> {
     return;
   }
   if (cli.check) {
-    process.stdout.write(`${JSON.stringify(cli.config, (_k, v) => (v === Infinity ? 'unlimited' : v), 2)}\n`);
+    process.stdout.write(`${JSON.stringify(cli.config, (k, v) => (v === Infinity ? 'unlimited' : k === 'token' || k === 'jwtSecret' ? '(redacted)' : v), 2)}\n`);
     return;
   }
   const gateway = await Gateway.create(cli.config);

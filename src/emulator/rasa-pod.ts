@@ -21,6 +21,8 @@ export interface RasaPodOptions {
   /** Milliseconds of work per request on the routes that run the model. */
   readonly serviceTimeMs?: ServiceTime;
   readonly modelId?: string;
+  /** Like Rasa's `--auth-token`: the model and status routes then need `?token=`. */
+  readonly authToken?: string;
 }
 
 export interface TrackerEvent {
@@ -147,6 +149,10 @@ export class RasaPod {
       return;
     }
     if (method === 'GET' && path === '/') return text(res, 200, 'Hello from Rasa: 3.6.21');
+    const needsAuth = path === '/status' || path.startsWith('/model') || path.startsWith('/conversations/');
+    if (needsAuth && this.options.authToken !== undefined && url.searchParams.get('token') !== this.options.authToken) {
+      return json(res, 401, { version: '3.6.21', status: 'failure', message: 'User is not authenticated.', reason: 'NotAuthenticated', code: 401 });
+    }
     if (method === 'GET' && path === '/version') return json(res, 200, { version: '3.6.21', minimum_compatible_version: '3.5.0' });
     if (method === 'GET' && path === '/status') {
       return json(res, 200, { model_file: `models/${this.modelId}.tar.gz`, model_id: this.modelId, num_active_training_jobs: 0 });

@@ -49,6 +49,10 @@ export class PoolMetrics {
     this.metrics.unkeyed.labels(this.pool, reason).inc();
   }
 
+  cache(result: 'hit' | 'miss' | 'bypass' | 'coalesced'): void {
+    this.metrics.cacheRequests.labels(this.pool, result).inc();
+  }
+
   retried(reason: string): void {
     this.metrics.retries.labels(this.pool, reason).inc();
   }
@@ -75,6 +79,8 @@ export class GatewayMetrics {
   readonly conversationWaits: client.Counter;
   readonly unkeyed: client.Counter;
   readonly retries: client.Counter;
+  readonly cacheRequests: client.Counter;
+  private readonly caches = new Map<string, { size: number }>();
   readonly ejections: client.Counter;
   readonly requests: client.Counter;
   readonly rejected: client.Counter;
@@ -142,6 +148,23 @@ export class GatewayMetrics {
       labelNames: ['pool', 'reason'],
       registers,
     });
+    this.cacheRequests = new client.Counter({
+      name: 'gateway_cache_requests_total',
+      help: 'Parse requests by cache result: hit, miss (went upstream), coalesced (shared an in-flight request), bypass.',
+      labelNames: ['pool', 'result'],
+      registers,
+    });
+    const caches = this.caches;
+    new client.Gauge({
+      name: 'gateway_cache_entries',
+      help: 'Answers held in the parse cache.',
+      labelNames: ['pool'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [pool, cache] of caches) this.labels(pool).set(cache.size);
+      },
+    });
     new client.Gauge({
       name: 'gateway_sticky_sessions',
       help: 'Conversations this replica remembers a pod for.',
@@ -208,8 +231,9 @@ export class GatewayMetrics {
     });
   }
 
-  addPool(pool: Pool, affinity?: Affinity): PoolMetrics {
+  addPool(pool: Pool, affinity?: Affinity, cache?: { size: number }): PoolMetrics {
     this.pools.set(pool.name, pool);
+    if (cache) this.caches.set(pool.name, cache);
     if (affinity) this.affinities.set(pool.name, affinity);
     return new PoolMetrics(this, pool.name);
   }

@@ -26,6 +26,8 @@ export type Outcome = 'ok' | 'error';
 export interface PoolListener {
   backendAdded?(backend: Backend): void;
   backendRemoved?(backend: Backend): void;
+  /** A pod's state changed (discovery, ejection). */
+  stateChanged?(backend: Backend): void;
   /** A request on `backend` ended (hot path: keep it cheap). */
   requestEnded?(backend: Backend, outcome: Outcome, latencyMs: number | undefined): void;
 }
@@ -169,6 +171,7 @@ export class Pool {
     backend.state = state;
     if (backend.acceptsNewWork) this.working++;
     this.free.update(backend);
+    for (const l of this.listeners) l.stateChanged?.(backend);
     this.queue.onCapacity(backend);
   }
 

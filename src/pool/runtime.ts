@@ -5,6 +5,7 @@ import type { Discovery } from '../discovery/types.js';
 import type { PoolMetrics } from '../metrics/metrics.js';
 import type { Pool } from './pool.js';
 import type { RetryBudget } from '../proxy/retry-budget.js';
+import type { ParseCache } from '../cache/parse-cache.js';
 
 export interface PoolRuntime {
   readonly pool: Pool;
@@ -14,6 +15,8 @@ export interface PoolRuntime {
   /** Conversation stickiness, when the pool has `affinity: rasa`. */
   readonly affinity: Affinity | undefined;
   readonly retryBudget: RetryBudget;
+  /** NLU parse cache, when the pool has `cache`. */
+  readonly cache: ParseCache | undefined;
   /** reply-from options for this pool's requests (built once: the hot path allocates none). */
   readonly fromOptions: object;
 }

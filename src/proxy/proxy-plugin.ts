@@ -23,6 +23,7 @@ import { readBodyLimited, senderOf } from './body.js';
 import { kContext, RequestContext } from './request-context.js';
 import { retryReasonForError, retryReasonForStatus, type RetryReason } from './retry-policy.js';
 import { onSocketFrame, routeSocket, sendTokenisedHandshake } from './socketio.js';
+import { serveFromParseCache } from './parse-cache-route.js';
 import { classifyUpstreamError } from './upstream-errors.js';
 
 export interface ProxyOptions {
@@ -203,7 +204,8 @@ export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): 
 
   /** Admission: keyed requests wait for their conversation's turn and pod; the rest for any slot. */
   function dispatch(ctx: RequestContext, rasa: RasaRoute): void {
-    const { pool, affinity, config, metrics } = ctx.runtime;
+    const { pool, affinity, config, metrics, cache } = ctx.runtime;
+    if (cache && rasa.kind === 'model' && ctx.request.method === 'POST' && pathOf(ctx.request.url) === '/model/parse' && serveFromParseCache(ctx)) return;
     if (!affinity) {
       pool.admit(ctx);
       return;
