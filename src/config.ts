@@ -10,6 +10,7 @@ import { balancerNames } from './balancer/registry.js';
 import type { CacheConfig } from './cache/parse-cache.js';
 import type { RasaAuth } from './cache/rasa-auth.js';
 import type { BalancerName } from './balancer/types.js';
+import type { DispatchMode } from './pool/pool.js';
 
 export interface ListenConfig {
   readonly host: string;
@@ -59,13 +60,30 @@ export interface HealthCheckConfig {
 }
 export type OrderingMode = 'webhooks' | 'all' | 'none';
 
+/** Pod-deletion-cost writer (src/discovery/deletion-cost.ts); `kubernetes:` pools only. */
+export interface DeletionCostConfig {
+  readonly enabled: boolean;
+  /** How often the lease holder recomputes and writes the annotations. */
+  readonly intervalMs: number;
+  readonly leaseName: string;
+  /** Namespace of the Lease; absent: POD_NAMESPACE (the gateway's own), else the pool's namespace. */
+  readonly leaseNamespace?: string;
+  readonly leaseDurationSeconds: number;
+  /** Rewrite a pod's annotation only when its cost moved by at least this much (or fell to 0). */
+  readonly minChange: number;
+}
+
 export interface PoolConfig {
   readonly name: string;
   readonly endpoints?: readonly StaticEndpointConfig[];
   readonly kubernetes?: KubernetesSource;
   readonly balancer: BalancerName;
-  /** Infinity for `unlimited`. */
+  /** Infinity for `unlimited`; with `auto`, the slots a pod starts with (`minSlots`). */
   readonly slotsPerEndpoint: number;
+  /** `slotsPerEndpoint: auto`: each pod's slots are learned from its latency within these bounds. */
+  readonly adaptiveSlots: { readonly minSlots: number; readonly maxSlots: number } | undefined;
+  /** Free slots go to the first waiter (`greedy`) or each waiter to the slot that finishes it first. */
+  readonly dispatch: DispatchMode;
   readonly queue: { readonly maxLength: number; readonly maxWaitMs: number };
   readonly upstreamTimeoutMs: number;
   readonly affinity: AffinityMode;
@@ -83,6 +101,8 @@ export interface PoolConfig {
   readonly cache: CacheConfig | undefined;
   /** How Rasa authenticates callers: lets the gateway verify them itself (cache) and call /status. */
   readonly rasaAuth: RasaAuth;
+  /** Keep `controller.kubernetes.io/pod-deletion-cost` on the pods near their live conversations. */
+  readonly deletionCost: DeletionCostConfig;
 }
 
 export interface RouteConfig {
@@ -265,7 +285,49 @@ function staticEndpoint(value: unknown, path: string): StaticEndpointConfig {
   };
 }
 
-const poolKeys = ['endpoints', 'kubernetes', 'balancer', 'slotsPerEndpoint', 'queue', 'upstreamTimeoutMs', 'affinity', 'sessions', 'ordering', 'bodyLimitBytes', 'retry', 'ejection', 'healthCheck', 'slowStartMs', 'cache', 'rasaAuth'];
+/** Lease names are DNS subdomains, namespaces DNS labels. */
+const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+function deletionCostConfig(value: unknown, path: string, kubernetes: boolean): DeletionCostConfig {
+  const o = object(value ?? {}, path, ['enabled', 'intervalMs', 'leaseName', 'leaseNamespace', 'leaseDurationSeconds', 'minChange']);
+  if (o.enabled !== undefined && typeof o.enabled !== 'boolean') throw new ConfigError(join(path, 'enabled'), `must be true or false (got ${describe(o.enabled)})`);
+  const enabled = o.enabled === true;
+  if (enabled && !kubernetes) {
+    throw new ConfigError(join(path, 'enabled'), 'needs `kubernetes:` discovery (the annotation is written on the pods an EndpointSlice names); remove deletionCost or set enabled: false');
+  }
+  const leaseName = string(o.leaseName, join(path, 'leaseName'), 'rasa-gateway-deletion-cost');
+  if (leaseName.length > 253 || !dnsSubdomain.test(leaseName)) {
+    throw new ConfigError(join(path, 'leaseName'), `must be a DNS subdomain name: lowercase letters, digits, - and . (got ${describe(leaseName)})`);
+  }
+  let leaseNamespace: string | undefined;
+  if (o.leaseNamespace !== undefined) {
+    leaseNamespace = string(o.leaseNamespace, join(path, 'leaseNamespace'));
+    if (leaseNamespace.length > 63 || !dnsLabel.test(leaseNamespace)) {
+      throw new ConfigError(join(path, 'leaseNamespace'), `must be a namespace name: lowercase letters, digits and - (got ${describe(leaseNamespace)})`);
+    }
+  }
+  return {
+    enabled,
+    intervalMs: integer(o.intervalMs, join(path, 'intervalMs'), 100, 3_600_000, 10_000),
+    leaseName,
+    ...(leaseNamespace !== undefined ? { leaseNamespace } : {}),
+    leaseDurationSeconds: integer(o.leaseDurationSeconds, join(path, 'leaseDurationSeconds'), 1, 3600, 30),
+    minChange: integer(o.minChange, join(path, 'minChange'), 1, 1_000_000, 1),
+  };
+}
+
+/** `slotsPerEndpoint: auto`: the bounds of each pod's learned slots. */
+function adaptiveSlotsConfig(o: Obj, path: string): { minSlots: number; maxSlots: number } {
+  const minSlots = integer(o.minSlots, join(path, 'minSlots'), 1, 10_000, 1);
+  const maxSlots = integer(o.maxSlots, join(path, 'maxSlots'), 1, 10_000, 16);
+  if (maxSlots < minSlots) {
+    throw new ConfigError(join(path, 'maxSlots'), `must be at least minSlots (${minSlots}); got ${maxSlots}${o.maxSlots === undefined ? ' (the default)' : ''}`);
+  }
+  return { minSlots, maxSlots };
+}
+
+const poolKeys = ['endpoints', 'kubernetes', 'balancer', 'slotsPerEndpoint', 'minSlots', 'maxSlots', 'dispatch', 'queue', 'upstreamTimeoutMs', 'affinity', 'sessions', 'ordering', 'bodyLimitBytes', 'retry', 'ejection', 'healthCheck', 'slowStartMs', 'cache', 'rasaAuth', 'deletionCost'];
 
 function pool(name: string, value: unknown, path: string): PoolConfig {
   const o = object(value, path, poolKeys);
@@ -288,9 +350,19 @@ function pool(name: string, value: unknown, path: string): PoolConfig {
     kubernetes = { namespace: string(k.namespace, join(kp, 'namespace'), 'default'), service: string(k.service, join(kp, 'service')), port };
   }
   const slotsPath = join(path, 'slotsPerEndpoint');
-  const slots = o.slotsPerEndpoint === 'unlimited' ? Infinity : o.slotsPerEndpoint === undefined ? 2 : o.slotsPerEndpoint;
+  const adaptiveSlots = o.slotsPerEndpoint === 'auto' ? adaptiveSlotsConfig(o, path) : undefined;
+  const slots = adaptiveSlots ? adaptiveSlots.minSlots : o.slotsPerEndpoint === 'unlimited' ? Infinity : o.slotsPerEndpoint === undefined ? 2 : o.slotsPerEndpoint;
   if (slots !== Infinity && (typeof slots !== 'number' || !Number.isInteger(slots) || slots < 1 || slots > 100_000)) {
-    throw new ConfigError(slotsPath, `must be an integer from 1 to 100000 or \`unlimited\` (got ${describe(o.slotsPerEndpoint)})`);
+    throw new ConfigError(slotsPath, `must be an integer from 1 to 100000, \`auto\` or \`unlimited\` (got ${describe(o.slotsPerEndpoint)})`);
+  }
+  for (const key of ['minSlots', 'maxSlots'] as const) {
+    if (!adaptiveSlots && o[key] !== undefined) {
+      throw new ConfigError(join(path, key), `only applies with \`slotsPerEndpoint: auto\` (slotsPerEndpoint is ${describe(o.slotsPerEndpoint ?? 2)})`);
+    }
+  }
+  const dispatch = oneOf(o.dispatch, join(path, 'dispatch'), ['greedy', 'earliest-completion'] as const, adaptiveSlots ? 'earliest-completion' : 'greedy');
+  if (dispatch === 'earliest-completion' && slots === Infinity) {
+    throw new ConfigError(join(path, 'dispatch'), 'earliest-completion holds requests back for faster pods, which needs slots: use a number or `auto` for slotsPerEndpoint (it is unlimited)');
   }
   const qp = join(path, 'queue');
   const q = object(o.queue ?? {}, qp, ['maxLength', 'maxWaitMs']);
@@ -302,6 +374,8 @@ function pool(name: string, value: unknown, path: string): PoolConfig {
     ...(kubernetes ? { kubernetes } : {}),
     balancer: oneOf(o.balancer, join(path, 'balancer'), balancerNames, 'least-outstanding'),
     slotsPerEndpoint: slots as number,
+    adaptiveSlots,
+    dispatch,
     queue: {
       maxLength: integer(q.maxLength, join(qp, 'maxLength'), 0, 10_000_000, 1000),
       maxWaitMs: integer(q.maxWaitMs, join(qp, 'maxWaitMs'), 1, 3_600_000, 30_000),
@@ -316,6 +390,7 @@ function pool(name: string, value: unknown, path: string): PoolConfig {
     slowStartMs: integer(o.slowStartMs, join(path, 'slowStartMs'), 0, 3_600_000, 30_000),
     cache: o.cache === undefined ? undefined : cacheConfig(o.cache, join(path, 'cache')),
     rasaAuth: rasaAuthConfig(o.rasaAuth, join(path, 'rasaAuth')),
+    deletionCost: deletionCostConfig(o.deletionCost, join(path, 'deletionCost'), kubernetes !== undefined),
     sessions: {
       maxEntries: integer(s.maxEntries, join(sp, 'maxEntries'), 1, 100_000_000, 100_000),
       idleTtlMs: integer(s.idleTtlMs, join(sp, 'idleTtlMs'), 1000, 7 * 24 * 3_600_000, 3_600_000),
@@ -414,7 +489,7 @@ A Kubernetes-aware gateway for Rasa: per-request balancing through a central que
   --config FILE        YAML config file (also GATEWAY_CONFIG). Flags below override its listen ports.
   --upstream URL       Quick form without a file: an upstream pod (repeatable); one pool "default" on /.
   --balancer NAME      Quick form: ${balancerNames.join(' | ')} (default least-outstanding).
-  --slots N            Quick form: slots per pod, a number or "unlimited" (default 2).
+  --slots N            Quick form: slots per pod, a number, "auto" (learned per pod) or "unlimited" (default 2).
   --port N             Public listener port (default 8080).
   --admin-port N       Admin listener port: /metrics /healthz /readyz /debug/pools (default 9090).
   --host ADDR          Bind address of both listeners (default 0.0.0.0).
@@ -471,7 +546,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     }
     if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('--config', `${file} must hold a YAML mapping`);
   } else if (values.upstream) {
-    const slots = values.slots === undefined ? undefined : values.slots === 'unlimited' ? 'unlimited' : Number(values.slots);
+    const slots = values.slots === undefined ? undefined : values.slots === 'unlimited' || values.slots === 'auto' ? values.slots : Number(values.slots);
     doc = {
       pools: {
         default: {

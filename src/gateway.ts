@@ -16,8 +16,11 @@ import { ModelWatcher } from './cache/model-watcher.js';
 import { ParseCache } from './cache/parse-cache.js';
 import { OutlierDetector } from './health/outlier-detector.js';
 import { SlowStart } from './health/slow-start.js';
+import { AdaptiveLimits } from './load/concurrency-limit.js';
 import { GatewayMetrics, type PoolMetrics } from './metrics/metrics.js';
 import { Pool } from './pool/pool.js';
+import { DeletionCostWriter } from './discovery/deletion-cost.js';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { PoolRuntime } from './pool/runtime.js';
 import { modelFanoutRoutes } from './proxy/model-fanout.js';
 import { fromOptions, proxyPlugin } from './proxy/proxy-plugin.js';
@@ -30,6 +33,10 @@ export interface GatewayDeps {
   readonly random?: () => number;
   /** Default process metrics (off in tests that build many gateways in one process). */
   readonly defaultMetrics?: boolean;
+  /** Kubernetes credentials of the pod-deletion-cost writer (default: as discovery loads them). */
+  readonly kubeConfig?: KubeConfig;
+  /** This replica in the deletion-cost Lease (default: POD_NAME, else the hostname). */
+  readonly identity?: string;
 }
 
 export interface GatewayUrls {
@@ -42,7 +49,7 @@ export class Gateway {
   readonly pools = new Map<string, PoolRuntime>();
   readonly metrics: GatewayMetrics;
   readonly internal: FastifyInstance | undefined;
-  private readonly stoppers: (() => void)[] = [];
+  private readonly stoppers: (() => void | Promise<void>)[] = [];
   private readonly starters: (() => void)[] = [];
   private draining = false;
 
@@ -84,6 +91,8 @@ export class Gateway {
       name: poolConfig.name,
       balancer: poolConfig.balancer,
       slotsPerEndpoint: poolConfig.slotsPerEndpoint,
+      adaptive: poolConfig.adaptiveSlots !== undefined,
+      dispatch: poolConfig.dispatch,
       queue: poolConfig.queue,
       ...(deps.now ? { now: deps.now } : {}),
       ...(deps.random ? { random: deps.random } : {}),
@@ -103,8 +112,24 @@ export class Gateway {
     const counted = poolMetrics;
     const outliers = new OutlierDetector(pool, poolConfig.ejection, () => counted.ejected('passive'));
     const slowStart = new SlowStart(pool, poolConfig.slowStartMs);
+    // Learned per-pod slots (`auto`), or only learned service times for completion-aware static pools.
+    if (poolConfig.adaptiveSlots || poolConfig.dispatch === 'earliest-completion') {
+      new AdaptiveLimits(pool, { minSlots: 1, maxSlots: 16, ...poolConfig.adaptiveSlots, adjust: poolConfig.adaptiveSlots !== undefined });
+    }
     this.stoppers.push(() => outliers.close(), () => slowStart.stop());
     if (affinity) this.stoppers.push(() => affinity.close());
+    if (poolConfig.deletionCost.enabled && poolConfig.kubernetes) {
+      const writer = new DeletionCostWriter({
+        pool,
+        namespace: poolConfig.kubernetes.namespace,
+        config: poolConfig.deletionCost,
+        logger: this.app.log.child({ pool: poolConfig.name }),
+        ...(deps.kubeConfig ? { kubeConfig: deps.kubeConfig } : {}),
+        ...(deps.identity ? { identity: deps.identity } : {}),
+      });
+      this.starters.push(() => writer.start());
+      this.stoppers.push(() => writer.stop()); // releases the Lease, so another replica takes over at once
+    }
     if (poolConfig.healthCheck) {
       const checker = new ActiveHealthChecker(pool, poolConfig.healthCheck, () => counted.ejected('health'));
       this.starters.push(() => checker.start());
@@ -168,7 +193,7 @@ export class Gateway {
     await Promise.race([Promise.all(proxies.map((p) => p.close())), deadline]);
     clearTimeout(timer);
     for (const runtime of this.pools.values()) runtime.discovery.stop();
-    for (const stop of this.stoppers) stop();
+    await Promise.all(this.stoppers.map((stop) => stop()));
     await this.admin.close();
   }
 }

@@ -14,7 +14,7 @@ import { sleep } from './procs.js';
 import { Progress } from './progress.js';
 import type { BenchOptions } from './scenario.js';
 import { medianSummary, summarize, type Summary } from './stats.js';
-import { scheduleLike, startCostS, startTarget, toolOf, type Row } from './targets.js';
+import { podsLike, scheduleLike, startCostS, startTarget, toolOf, type Row } from './targets.js';
 
 export interface MatrixPlan {
   readonly scenario: string;
@@ -105,22 +105,25 @@ export function prepareMatrix(plan: MatrixPlan, options: BenchOptions, log: (lin
     if (!status.ok) unavailable.set(r.id, status.note);
   }
   const measured = rows.filter((r) => r.target.kind !== 'ideal' && !unavailable.has(r.id));
-  const cells = plan.shapes.flatMap((s) => plan.bursts.filter((b) => !plan.skip?.(s, b)).map((b) => ({ shape: s, burst: b })));
+  /** Seconds each (row, shape, burst) run should take: the row's schedule simulated, plus settling. */
+  const stepS = new Map<string, number>();
   let estimateS = 0;
   let steps = 0;
   for (const r of measured) {
     for (const s of plan.shapes) {
-      const bursts = cells.filter((c) => c.shape === s);
-      if (bursts.length === 0) continue;
-      estimateS += startCostS(r.target) * plan.repeats;
-      for (const c of bursts) {
-        const sim = simulate(scheduleLike(r.target), burstArrivals(c.burst, plan.windowMs), s.pods);
-        estimateS += ((sim.makespanMs * plan.timeScale) / 1000 + SETTLE_S) * plan.repeats;
+      const bursts = plan.bursts.filter((b) => !plan.skip?.(s, b));
+      if (bursts.length > 0) estimateS += startCostS(r.target) * plan.repeats;
+      for (const b of bursts) {
+        const sim = simulate(scheduleLike(r.target), burstArrivals(b, plan.windowMs), podsLike(r.target, s.pods));
+        const seconds = (sim.makespanMs * plan.timeScale) / 1000 + SETTLE_S;
+        stepS.set(`${r.id}|${s.id}|${b}`, seconds);
+        estimateS += seconds * plan.repeats;
         steps += plan.repeats;
       }
     }
   }
-  return { estimateS, steps, rows, unavailable, run: () => runMatrix(plan, rows, measured, unavailable, estimateS, steps) };
+  const progress = () => new Progress(plan.scenario, steps, estimateS);
+  return { estimateS, steps, rows, unavailable, run: () => runMatrix(plan, rows, measured, unavailable, stepS, progress()) };
 }
 
 async function runMatrix(
@@ -128,11 +131,10 @@ async function runMatrix(
   rows: readonly Row[],
   measured: readonly Row[],
   unavailable: ReadonlyMap<string, string>,
-  estimateS: number,
-  steps: number,
+  stepS: ReadonlyMap<string, number>,
+  progress: Progress,
 ): Promise<MatrixResult> {
   const result = new MatrixResult();
-  const progress = new Progress(plan.scenario, steps, estimateS);
   const path = plan.path ?? '/webhooks/rest/webhook';
   let burstNo = 0;
   for (const r of rows) {
@@ -168,7 +170,7 @@ async function runMatrix(
             const message = (err as Error).message;
             progress.log(`row "${r.label}" failed to start on ${s.id}: ${message}`);
             for (const b of bursts) {
-              progress.begin(label(b), 0);
+              progress.begin(label(b), stepS.get(`${r.id}|${s.id}|${b}`) ?? 0);
               Object.assign(result.cell(r.id, s.id, b), { status: 'failed', note: `failed to start: ${message}` });
             }
             continue;
@@ -177,8 +179,7 @@ async function runMatrix(
             await cluster.idle();
             cluster.takeCounts();
             for (const b of bursts) {
-              const sim = simulate(scheduleLike(r.target), burstArrivals(b, plan.windowMs), s.pods);
-              progress.begin(label(b), (sim.makespanMs * plan.timeScale) / 1000 + SETTLE_S);
+              progress.begin(label(b), stepS.get(`${r.id}|${s.id}|${b}`) ?? 0);
               const tag = `${plan.scenario}-${++burstNo}`;
               const samples = await runBurst(running.sender, {
                 n: b,

@@ -54,6 +54,12 @@ export interface ResultFiles {
   readonly charts: readonly Chart[];
 }
 
+/** Indented JSON with numbers rounded to 3 decimals and arrays of numbers kept on one line. */
+export function compactJson(value: unknown): string {
+  const text = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v), 1);
+  return text.replace(/\[\s*(?:(?:-?[\d.e+-]+|null)\s*,\s*)*(?:-?[\d.e+-]+|null)\s*\]/g, (m) => m.replace(/\s+/g, ''));
+}
+
 /** Writes `<scenario>.json`, `<scenario>.md` and one PNG per chart; returns the paths written. */
 export function writeResults(r: ResultFiles): string[] {
   mkdirSync(r.outDir, { recursive: true });
@@ -63,7 +69,7 @@ export function writeResults(r: ResultFiles): string[] {
     writeFileSync(file, data);
     written.push(relative(repoRoot, file) || file);
   };
-  put(`${r.scenario}.json`, `${JSON.stringify(r.json, (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v), 1)}\n`);
+  put(`${r.scenario}.json`, `${compactJson(r.json)}\n`);
   put(`${r.scenario}.md`, r.markdown.endsWith('\n') ? r.markdown : `${r.markdown}\n`);
   for (const chart of r.charts) {
     try {

@@ -9,7 +9,7 @@
  */
 import type { Cluster } from './pods.js';
 import { startGateways, type PoolSettings } from './gateway.js';
-import type { Schedule } from './ideal.js';
+import type { PodModel, Schedule } from './ideal.js';
 import { perConnection, perRequest, type Sender } from './load.js';
 import { startHaproxy, startNginx, type Tool } from './peers.js';
 import { seededRandom } from './stats.js';
@@ -92,6 +92,12 @@ export function scheduleLike(spec: TargetSpec): Schedule {
       return spec.pool.balancer === 'round-robin' || spec.pool.balancer === 'random' ? 'round-robin' : 'least-outstanding';
     }
   }
+}
+
+/** The pods as a row's schedule sees them: a static slot limit below a pod's own caps its concurrency. */
+export function podsLike<P extends PodModel>(spec: TargetSpec, pods: readonly P[]): P[] {
+  const limit = spec.kind === 'gateway' ? spec.pool.slotsPerEndpoint : spec.kind === 'haproxy' ? spec.maxconn : undefined;
+  return typeof limit === 'number' ? pods.map((p) => ({ ...p, slots: Math.min(p.slots, limit) })) : [...pods];
 }
 
 /** Seconds it takes to start a row's processes, for estimates. */

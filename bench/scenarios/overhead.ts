@@ -7,6 +7,7 @@
  * on one core. (2) Pick cost in-process: admit + release cycles on the gateway's Pool with 10, 100
  * and 1,000 endpoints, for every balancer, with free slots and with a standing queue.
  */
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ticket } from '../../src/admission/ticket.js';
@@ -14,15 +15,14 @@ import type { BalancerName } from '../../src/balancer/types.js';
 import { Pool } from '../../src/pool/pool.js';
 import { closedLoopTool, runClosedLoop, type ClosedLoopResult } from '../lib/load.js';
 import { autocannonCli } from '../lib/paths.js';
-import { findTool } from '../lib/peers.js';
+import { findTool, type Tool } from '../lib/peers.js';
 import { hbarChart } from '../lib/plot.js';
 import { benchTmp, coreCount, cpuSeconds, startProcess } from '../lib/procs.js';
 import { Progress } from '../lib/progress.js';
 import { fixed, machine, markdownTable, ratio, writeResults, type Table } from '../lib/report.js';
 import type { Scenario } from '../lib/scenario.js';
 import { median } from '../lib/stats.js';
-import { gatewayBalancers, row, startProxy, toolOf, type ProxySpec } from '../lib/targets.js';
-import { mkdirSync } from 'node:fs';
+import { gatewayBalancers, row, startProxy, toolOf, type Proxy, type ProxySpec, type Row } from '../lib/targets.js';
 
 const CONNECTIONS = 64;
 const BODY = JSON.stringify({ sender: 'bench', message: 'hello, what can you do for me?' });
@@ -30,20 +30,40 @@ const BODY = JSON.stringify({ sender: 'bench', message: 'hello, what can you do 
 interface ThroughputRow {
   readonly id: string;
   readonly label: string;
-  /** Undefined: clients talk to the upstream directly. */
-  readonly proxy?: ProxySpec;
+  /** The peer binary it needs, if any. */
+  readonly tool?: Tool;
+  /** Starts the proxy in front of the upstream; undefined: clients talk to the upstream directly. */
+  readonly start?: (upstream: string, cpus: string | undefined) => Promise<Proxy>;
 }
 
-function proxyOf(r: ReturnType<typeof row.gateway>): ProxySpec {
-  return r.target as ProxySpec;
+const via = (r: Row): Pick<ThroughputRow, 'start' | 'tool'> => {
+  const tool = toolOf(r.target);
+  return { ...(tool ? { tool } : {}), start: (upstream, cpus) => startProxy(r.target as ProxySpec, [upstream], cpus) };
+};
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** fastify + @fastify/http-proxy without any logic, as a child process (bare-proxy.ts). */
+async function startBareProxy(upstream: string, cpus: string | undefined): Promise<Proxy> {
+  const dir = benchTmp('bare-proxy');
+  mkdirSync(dir, { recursive: true });
+  const proc = startProcess(process.execPath, [join(here, '..', 'lib', 'bare-proxy.js'), upstream], { logFile: join(dir, 'bare.log'), ...(cpus ? { cpus } : {}) });
+  try {
+    const url = (await proc.waitFor(/listening on (http:\/\/\S+)/, 15_000))[1] as string;
+    return { urls: [url], adminUrls: [], pids: [proc.pid], stop: () => proc.stop() };
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
 }
 
 const throughputRows: ThroughputRow[] = [
   { id: 'direct', label: 'direct (no proxy)' },
-  { id: 'gateway-no-queue', label: 'gateway least-outstanding, no queue', proxy: proxyOf(row.gateway('least-outstanding', 'unlimited')) },
-  { id: 'gateway-slots', label: 'gateway least-outstanding, slots 256', proxy: proxyOf(row.gateway('least-outstanding', 256)) },
-  { id: 'nginx', label: 'nginx least_conn', proxy: proxyOf(row.nginx()) },
-  { id: 'haproxy', label: 'haproxy leastconn', proxy: proxyOf(row.haproxy()) },
+  { id: 'fastify-bare', label: 'fastify + @fastify/http-proxy, no logic', start: startBareProxy },
+  { id: 'gateway-no-queue', label: 'gateway least-outstanding, no queue', ...via(row.gateway('least-outstanding', 'unlimited')) },
+  { id: 'gateway-slots', label: 'gateway least-outstanding, slots 256', ...via(row.gateway('least-outstanding', 256)) },
+  { id: 'nginx', label: 'nginx least_conn', ...via(row.nginx()) },
+  { id: 'haproxy', label: 'haproxy leastconn', ...via(row.haproxy()) },
 ];
 
 interface Measured {
@@ -113,8 +133,7 @@ export const overhead: Scenario = {
     if (!wrk.ok) log(`load generator: autocannon (${wrk.note})`);
     const unavailable = new Map<string, string>();
     for (const r of throughputRows) {
-      const tool = r.proxy ? toolOf(r.proxy) : undefined;
-      const status = tool ? findTool(tool, { install: options.install, log }) : undefined;
+      const status = r.tool ? findTool(r.tool, { install: options.install, log }) : undefined;
       if (status && !status.ok) unavailable.set(r.id, status.note);
     }
     const pinned = coreCount() >= 2;
@@ -130,7 +149,6 @@ export const overhead: Scenario = {
         const proxyCpus = pinned ? '1' : undefined;
         const dir = benchTmp('upstream');
         mkdirSync(dir, { recursive: true });
-        const here = dirname(fileURLToPath(import.meta.url));
         const upstream = startProcess(process.execPath, [join(here, '..', 'lib', 'trivial-upstream.js')], { logFile: join(dir, 'upstream.log'), ...(loadCpus ? { cpus: loadCpus } : {}) });
         const port = (await upstream.waitFor(/listening on (\d+)/, 10_000))[1] as string;
         const upstreamUrl = `http://127.0.0.1:${port}`;
@@ -147,7 +165,7 @@ export const overhead: Scenario = {
             }
             let proxy;
             try {
-              proxy = r.proxy ? await startProxy(r.proxy, [upstreamUrl], proxyCpus) : undefined;
+              proxy = r.start ? await r.start(upstreamUrl, proxyCpus) : undefined;
             } catch (err) {
               Object.assign(m, { status: 'failed', note: (err as Error).message });
               progress.log(`${r.label}: failed to start (${(err as Error).message})`);
@@ -220,7 +238,11 @@ export const overhead: Scenario = {
           rows: gatewayBalancers.map((b) => [b, ...pickModes.flatMap((mode) => endpointCounts.map((e) => fixed(pick.find((p) => p.balancer === b && p.mode === mode && p.endpoints === e)?.nsPerCycle, 0)))]),
         };
         const gw = measured.find((m) => m.id === 'gateway-no-queue');
-        const headline = gw?.rps && nginx?.rps ? `gateway/nginx requests/s: ${(gw.rps / nginx.rps).toFixed(2)}x; proxy CPU per request: gateway ${fixed(gw.cpuUsPerRequest, 1)} us, nginx ${fixed(nginx.cpuUsPerRequest, 1)} us` : 'gateway/nginx ratio: n/a (a row is missing)';
+        const bare = measured.find((m) => m.id === 'fastify-bare');
+        const headline =
+          gw?.rps && nginx?.rps
+            ? `gateway/nginx requests/s: ${(gw.rps / nginx.rps).toFixed(2)}x (gateway/bare fastify proxy: ${ratio(gw.rps, bare?.rps)}); proxy CPU per request: gateway ${fixed(gw.cpuUsPerRequest, 1)} us, bare fastify ${fixed(bare?.cpuUsPerRequest, 1)} us, nginx ${fixed(nginx.cpuUsPerRequest, 1)} us`
+            : 'gateway/nginx ratio: n/a (a row is missing)';
         const notes = measured.filter((m) => m.note).map((m) => `- ${m.label}: ${m.status === 'ok' ? `* ${m.note}` : `${m.status} (${m.note})`}`);
         const tool = measured.flatMap((m) => m.runs)[0]?.tool ?? closedLoopTool();
         const md = [

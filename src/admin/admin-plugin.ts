@@ -24,7 +24,9 @@ export function describePools(pools: ReadonlyMap<string, PoolRuntime>) {
       balancer: pool.balancerName,
       discovery: discovery.description,
       synced: pool.synced,
-      slotsPerEndpoint: Number.isFinite(config.slotsPerEndpoint) ? config.slotsPerEndpoint : 'unlimited',
+      slotsPerEndpoint: config.adaptiveSlots ? 'auto' : Number.isFinite(config.slotsPerEndpoint) ? config.slotsPerEndpoint : 'unlimited',
+      ...(config.adaptiveSlots ? { minSlots: config.adaptiveSlots.minSlots, maxSlots: config.adaptiveSlots.maxSlots } : {}),
+      dispatch: config.dispatch,
       queueLength: pool.queue.length,
       inflight: pool.inflight,
       endpoints: [...pool.backends].map((b) => ({
@@ -36,6 +38,7 @@ export function describePools(pools: ReadonlyMap<string, PoolRuntime>) {
         ejectedBy: b.ejectedBy ?? null,
         inflight: b.inflight,
         slots: Number.isFinite(b.limit) ? b.limit : 'unlimited',
+        serviceMs: b.serviceMs > 0 ? Math.round(b.serviceMs * 10) / 10 : null,
         waiting: b.pinned.length,
         sessions: b.sessions,
         sockets: b.sockets,

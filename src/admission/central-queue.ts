@@ -8,11 +8,37 @@
  * per pod for sticky requests pinned to it; a freed slot compares the heads of its pod's queue and
  * the general queue by arrival order. p-queue does not fit here: it runs tasks under one concurrency
  * number, while a slot belongs to a specific pod and the pod is only chosen when the slot frees.
+ *
+ * That is the greedy policy. A pool may plug in a `Dispatcher` instead (earliest-completion.ts: the
+ * slot that finishes a request first, even if it is not free yet); sticky waiters are served as here.
  */
 import { GatewayError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
 import type { Ticket } from './ticket.js';
 import { TicketQueue } from './ticket-queue.js';
+
+/** Timer functions, injectable so tests can run the queue on a virtual clock. */
+export interface Timers {
+  set(callback: () => void, ms: number): NodeJS.Timeout;
+  clear(timer: NodeJS.Timeout): void;
+}
+
+export const realTimers: Timers = {
+  set: (callback, ms) => setTimeout(callback, ms),
+  clear: (timer) => clearTimeout(timer),
+};
+
+/** A dispatch policy for general (non-sticky) requests other than greedy. */
+export interface Dispatcher {
+  /** Called once with the queue's re-plan function, for the policy's own wake-ups. */
+  attach(wake: () => void): void;
+  /** A new request and nobody waiting: the pod to grant it now, or undefined to queue it. */
+  pick(ticket: Ticket): Backend | undefined;
+  /** Hands free slots to queued general tickets (through `grant`) as the policy sees fit. */
+  plan(queue: TicketQueue, grant: (ticket: Ticket, backend: Backend) => void): void;
+  granted(ticket: Ticket, backend: Backend): void;
+  released(ticket: Ticket): void;
+}
 
 export interface QueueLimits {
   /** Most requests waiting at once (general and pinned together); over it: 503 QUEUE_FULL at once. */
@@ -30,6 +56,7 @@ export interface SlotSource {
   /** Takes one slot on `backend` (in-flight accounting). */
   occupy(backend: Backend): void;
   now(): number;
+  readonly timers?: Timers;
 }
 
 export class CentralQueue {
@@ -38,10 +65,20 @@ export class CentralQueue {
   /** Waiting tickets, general and pinned. */
   length = 0;
 
+  private readonly timers: Timers;
+  private readonly grantQueued = (ticket: Ticket, backend: Backend): void => {
+    this.unqueue(ticket);
+    this.grant(ticket, backend);
+  };
+
   constructor(
     private readonly limits: QueueLimits,
     private readonly slots: SlotSource,
-  ) {}
+    private readonly dispatcher?: Dispatcher,
+  ) {
+    this.timers = slots.timers ?? realTimers;
+    dispatcher?.attach(() => this.replan());
+  }
 
   /** Grants a slot now or queues the ticket; may call `onGranted`/`onRejected` synchronously. */
   admit(ticket: Ticket): void {
@@ -54,6 +91,10 @@ export class CentralQueue {
       } else {
         this.enqueue(ticket, target.pinned);
       }
+      return;
+    }
+    if (this.dispatcher) {
+      this.admitPlanned(ticket, this.dispatcher);
       return;
     }
     if (this.general.length === 0) {
@@ -79,6 +120,10 @@ export class CentralQueue {
 
   /** A slot on `backend` may be free (a request ended, the pod joined, its limit grew): hand it on. */
   onCapacity(backend: Backend): void {
+    if (this.dispatcher) {
+      this.capacityPlanned(backend);
+      return;
+    }
     while (backend.hasFreeSlot) {
       const pinned = backend.servesSticky ? backend.pinned.peek() : undefined;
       let general = backend.acceptsNewWork ? this.general.peek() : undefined;
@@ -105,6 +150,48 @@ export class CentralQueue {
         this.length++;
         (next ? next.pinned : this.general).push(ticket);
       }
+    }
+    this.replan();
+  }
+
+  /** A granted request ended (its pod accounting is the pool's). */
+  released(ticket: Ticket): void {
+    this.dispatcher?.released(ticket);
+  }
+
+  /** Lets the dispatcher hand free slots to general waiters (after any change it cannot see). */
+  replan(): void {
+    this.dispatcher?.plan(this.general, this.grantQueued);
+  }
+
+  private admitPlanned(ticket: Ticket, dispatcher: Dispatcher): void {
+    if (this.general.length === 0) {
+      const backend = dispatcher.pick(ticket);
+      if (backend) {
+        this.grant(ticket, backend);
+        return;
+      }
+    }
+    if (!this.slots.hasWorkingBackend()) {
+      this.reject(ticket, new GatewayError('NO_ENDPOINTS'));
+      return;
+    }
+    this.enqueue(ticket, this.general);
+    if (ticket.state === 'queued') this.replan();
+  }
+
+  /** Sticky waiters older than every general one first, then the plan, then sticky waiters again. */
+  private capacityPlanned(backend: Backend): void {
+    if (backend.servesSticky) {
+      for (let pinned = backend.pinned.peek(); pinned && backend.hasFreeSlot; pinned = backend.pinned.peek()) {
+        const general = backend.acceptsNewWork ? this.general.peek() : undefined;
+        if (general && general.seq < pinned.seq) break;
+        this.grantQueued(pinned, backend);
+      }
+    }
+    this.replan();
+    if (backend.servesSticky) {
+      for (let pinned = backend.pinned.peek(); pinned && backend.hasFreeSlot; pinned = backend.pinned.peek()) this.grantQueued(pinned, backend);
     }
   }
 
@@ -150,7 +237,7 @@ export class CentralQueue {
     queue.push(ticket);
     this.length++;
     const code = ticket.deadlineMs < queueLimitMs ? 'DEADLINE_EXCEEDED' : 'QUEUE_TIMEOUT';
-    ticket.timer = setTimeout(() => this.expire(ticket, code), expiresMs - now);
+    ticket.timer = this.timers.set(() => this.expire(ticket, code), expiresMs - now);
   }
 
   private expire(ticket: Ticket, code: 'DEADLINE_EXCEEDED' | 'QUEUE_TIMEOUT'): void {
@@ -168,7 +255,7 @@ export class CentralQueue {
 
   private clearTimer(ticket: Ticket): void {
     if (ticket.timer) {
-      clearTimeout(ticket.timer);
+      this.timers.clear(ticket.timer);
       ticket.timer = undefined;
     }
   }
@@ -178,6 +265,8 @@ export class CentralQueue {
     ticket.state = 'granted';
     ticket.backend = backend;
     ticket.grantedAtMs = this.slots.now();
+    ticket.grantedInflight = backend.inflight;
+    this.dispatcher?.granted(ticket, backend);
     ticket.onGranted(backend);
   }
 

@@ -14,6 +14,8 @@ export abstract class Ticket {
   seq = 0;
   enqueuedAtMs = 0;
   grantedAtMs = 0;
+  /** Requests in flight on the granted pod right after the grant, this one included (what it queued behind). */
+  grantedInflight = 0;
   /** The pod this request must use (sticky conversation); undefined: any pod. */
   target: Backend | undefined = undefined;
   /** A pod not to use (a retry avoids the pod that failed it). */

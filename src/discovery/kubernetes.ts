@@ -71,7 +71,7 @@ export function loadDefaultKubeConfig(): KubeConfig {
 }
 
 /** Short, log-friendly description of a client error (ApiException messages carry whole bodies). */
-function describeError(err: unknown): { status?: number; code?: string; error: string } {
+export function describeError(err: unknown): { status?: number; code?: string; error: string } {
   const e = err as { code?: unknown; statusCode?: unknown; message?: unknown; body?: unknown } | undefined;
   const status = typeof e?.code === 'number' ? e.code : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
   const code = typeof e?.code === 'string' ? e.code : undefined;

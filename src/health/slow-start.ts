@@ -2,7 +2,8 @@
  * Slow start: a pod that joins a running pool gets its slots one at a time over a window instead
  * of all at once, because a Rasa pod pays first-inference costs (lazy model parts, JIT, caches) after
  * it turns ready. The ramp ends early once its latency estimate is within 25 % of its peers' median.
- * Pods present at start-up skip it (nobody to protect them from). Unlimited-slot pools have no ramp.
+ * Pods present at start-up skip it (nobody to protect them from). Unlimited-slot pools have no ramp, and
+ * neither have adaptive (`auto`) ones: their limiter starts every pod at `minSlots` and is the ramp.
  */
 import type { Backend } from '../pool/backend.js';
 import type { Pool } from '../pool/pool.js';
@@ -24,7 +25,7 @@ export class SlowStart {
   }
 
   private begin(backend: Backend): void {
-    if (this.windowMs === 0 || !this.pool.synced || !Number.isFinite(this.pool.slots) || this.pool.slots <= 1) return;
+    if (this.windowMs === 0 || this.pool.adaptive || !this.pool.synced || !Number.isFinite(this.pool.slots) || this.pool.slots <= 1) return;
     backend.slowStartUntilMs = this.pool.now() + this.windowMs;
     this.pool.setLimit(backend, 1);
     this.ramping.add(backend);

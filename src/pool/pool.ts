@@ -3,7 +3,8 @@
  * that picks among free slots, and the central queue for everything else. All admission goes through
  * `admit`, all accounting ends in `release`, so every slot is taken and given back in one place.
  */
-import { CentralQueue, type QueueLimits } from '../admission/central-queue.js';
+import { CentralQueue, type QueueLimits, type Timers } from '../admission/central-queue.js';
+import { EarliestCompletion } from '../admission/earliest-completion.js';
 import type { Ticket } from '../admission/ticket.js';
 import { balancers } from '../balancer/registry.js';
 import type { Balancer, BalancerName } from '../balancer/types.js';
@@ -14,12 +15,19 @@ import { FreeSlots } from './free-slots.js';
 export interface PoolOptions {
   readonly name: string;
   readonly balancer: BalancerName;
-  /** Slots per pod; Infinity: unlimited (no queue, every request goes straight to a pod). */
+  /** Slots per pod; Infinity: unlimited (no queue, every request goes straight to a pod). With `adaptive`: each pod's starting limit. */
   readonly slotsPerEndpoint: number;
   readonly queue: QueueLimits;
+  /** Per-pod limits are learned (`slotsPerEndpoint: auto`); set by the adaptive limiter through `setLimit`. */
+  readonly adaptive?: boolean;
+  /** How general requests meet free slots: the first free slot (greedy) or the earliest completion. */
+  readonly dispatch?: DispatchMode;
   readonly now?: () => number;
   readonly random?: () => number;
+  readonly timers?: Timers;
 }
+
+export type DispatchMode = 'greedy' | 'earliest-completion';
 
 export type Outcome = 'ok' | 'error';
 
@@ -29,7 +37,7 @@ export interface PoolListener {
   /** A pod's state changed (discovery, ejection). */
   stateChanged?(backend: Backend): void;
   /** A request on `backend` ended (hot path: keep it cheap). */
-  requestEnded?(backend: Backend, outcome: Outcome, latencyMs: number | undefined): void;
+  requestEnded?(backend: Backend, outcome: Outcome, latencyMs: number | undefined, ticket: Ticket): void;
 }
 
 /** Latency assumed for a pod before its first answer, when the pool has no measurements yet. */
@@ -38,6 +46,8 @@ const DEFAULT_SEED_LATENCY_MS = 100;
 export class Pool {
   readonly name: string;
   readonly balancerName: BalancerName;
+  readonly adaptive: boolean;
+  readonly dispatch: DispatchMode;
   private readonly backendsByKey = new Map<string, Backend>();
   private readonly free = new FreeSlots();
   private readonly balancer: Balancer;
@@ -61,12 +71,29 @@ export class Pool {
     this.slotsPerEndpoint = options.slotsPerEndpoint;
     this.now = options.now ?? (() => performance.now());
     this.random = options.random ?? Math.random;
-    this.queue = new CentralQueue(options.queue, {
-      pickFree: (avoid) => this.pickFree(avoid),
-      hasWorkingBackend: () => this.working > 0,
-      occupy: (backend) => this.occupy(backend),
-      now: this.now,
-    });
+    this.adaptive = options.adaptive ?? false;
+    this.dispatch = options.dispatch ?? 'greedy';
+    const timers = options.timers;
+    const dispatcher =
+      this.dispatch === 'earliest-completion'
+        ? new EarliestCompletion({
+            backends: () => this.backendsByKey.values(),
+            pick: (candidates) => this.balancer.pick(candidates, this.random),
+            now: this.now,
+            ...(timers ? { timers } : { timers: { set: (cb, ms) => setTimeout(cb, ms).unref(), clear: (t) => clearTimeout(t) } }),
+          })
+        : undefined;
+    this.queue = new CentralQueue(
+      options.queue,
+      {
+        pickFree: (avoid) => this.pickFree(avoid),
+        hasWorkingBackend: () => this.working > 0,
+        occupy: (backend) => this.occupy(backend),
+        now: this.now,
+        ...(timers ? { timers } : {}),
+      },
+      dispatcher,
+    );
   }
 
   listen(listener: PoolListener): void {
@@ -110,7 +137,8 @@ export class Pool {
     if (outcome === 'error') backend.failures++;
     if (latencyMs !== undefined) backend.latency.observe(latencyMs, this.now());
     this.free.update(backend);
-    for (const l of this.endListeners) l.requestEnded!(backend, outcome, latencyMs);
+    this.queue.released(ticket);
+    for (const l of this.endListeners) l.requestEnded!(backend, outcome, latencyMs, ticket);
     if (backend.state !== 'gone') this.queue.onCapacity(backend);
   }
 

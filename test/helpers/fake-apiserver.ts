@@ -17,6 +17,19 @@
  * It accepts loopback addresses in slices, which a real API server rejects, so traffic can flow to
  * emulated pods. Test controls: apply/delete, dropConnections, failWatches, failNext, stop/restart on the same
  * port, compactHistory, counters.
+ *
+ * Pods and Leases, for the pod-deletion-cost writer (src/discovery/deletion-cost.ts):
+ * - `PATCH /api/v1/namespaces/{ns}/pods/{name}` with `application/merge-patch+json` or
+ *   `application/strategic-merge-patch+json` (identical for `metadata.annotations`): RFC 7386 merge, null
+ *   deletes; annotation values must be strings (400 otherwise) and `controller.kubernetes.io/pod-deletion-cost`
+ *   an int32 in decimal (422 otherwise), as the real validation says; a JSON Patch that is not a list is a
+ *   400, any other content type a 415; an unknown pod a 404. Pods exist once `addPod` created them.
+ * - `coordination.k8s.io/v1` Leases: GET (404 NotFound), POST (409 AlreadyExists), PUT with optimistic
+ *   concurrency (a `metadata.resourceVersion` other than the stored one: 409 Conflict; none: 422).
+ *   `acquireTime`/`renewTime` must be MicroTime (RFC 3339 with exactly six fractional digits), as the
+ *   real server parses them (400 otherwise).
+ * - Extra bearer tokens (`acceptToken`) tell clients apart: every pod patch and lease write records the
+ *   token it came with.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -139,6 +152,45 @@ function status(code: number, reason: string, message: string) {
 
 const clone = <T>(v: T): T => structuredClone(v);
 
+export interface PodPatchRecord {
+  readonly namespace: string;
+  readonly name: string;
+  readonly token: string;
+  readonly contentType: string;
+  /** The annotations of the patch body (not of the pod after it). */
+  readonly annotations: Record<string, string | null>;
+}
+
+export interface LeaseWriteRecord {
+  readonly op: 'create' | 'update';
+  readonly namespace: string;
+  readonly name: string;
+  readonly token: string;
+  readonly holder: string | undefined;
+  readonly resourceVersion: string;
+  /** Server time (Date.now()) the write was applied. */
+  readonly at: number;
+}
+
+type StoredObject = Record<string, any> & { metadata: Record<string, any> };
+
+/** Where failNext applies: a method and a path (without the query). */
+export type RequestMatcher = (method: string, path: string) => boolean;
+
+const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
+export const POD_DELETION_COST = 'controller.kubernetes.io/pod-deletion-cost';
+
+/** RFC 7386 JSON merge patch. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return clone(patch);
+  const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
 export interface FakeApiServerOptions {
   readonly token?: string;
   /** Default namespace of applied slices. */
@@ -153,7 +205,16 @@ export class FakeApiServer {
   readonly namespace: string;
   port = 0;
   /** Requests by kind, cumulative across restarts. */
-  readonly counters = { lists: 0, watches: 0, expired: 0, unauthorized: 0, failed: 0, bookmarks: 0 };
+  readonly counters = { lists: 0, watches: 0, expired: 0, unauthorized: 0, failed: 0, bookmarks: 0, podPatches: 0, leaseReads: 0, leaseWrites: 0, leaseConflicts: 0 };
+  /** Accepted pod patches, in order. */
+  readonly podPatches: PodPatchRecord[] = [];
+  /** Accepted lease creates and updates, in order. */
+  readonly leaseWrites: LeaseWriteRecord[] = [];
+  /** Lease GETs by the bearer token they carried. */
+  readonly leaseReadsByToken = new Map<string, number>();
+  private readonly tokens = new Set<string>();
+  private readonly pods = new Map<string, StoredObject>();
+  private readonly leases = new Map<string, StoredObject>();
   /** Rejected requests by the bearer token they carried ('' for none). */
   readonly rejectedTokens = new Map<string, number>();
   private server: Server | undefined;
@@ -164,7 +225,7 @@ export class FakeApiServer {
   private rv = 1000;
   /** Watches from a resourceVersion below this get 410 (their events were forgotten). */
   private horizon = 1000;
-  private failures: { remaining: number; status: number } = { remaining: 0, status: 500 };
+  private failures: { remaining: number; status: number; match?: RequestMatcher } = { remaining: 0, status: 500 };
   private uid = 0;
   private readonly bookmarkIntervalMs: number;
   private readonly maxHistory: number;
@@ -270,9 +331,41 @@ export class FakeApiServer {
     return n;
   }
 
-  /** The next `n` requests (lists or watches) get `status` with a Status body. */
-  failNext(n: number, statusCode = 500): void {
-    this.failures = { remaining: n, status: statusCode };
+  /** The next `n` requests (lists or watches; only those `match` accepts, if given) get `status` with a Status body. */
+  failNext(n: number, statusCode = 500, match?: RequestMatcher): void {
+    this.failures = { remaining: n, status: statusCode, ...(match ? { match } : {}) };
+  }
+
+  /** Accepts another bearer token besides `token` (its requests are recorded with it). */
+  acceptToken(token: string): void {
+    this.tokens.add(token);
+  }
+
+  /** Creates a running pod (for PATCH). */
+  addPod(name: string, namespace: string = this.namespace): void {
+    this.pods.set(`${namespace}/${name}`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace, uid: `pod-uid-${++this.uid}`, resourceVersion: String(++this.rv), labels: { app: 'rasa' } },
+      spec: { containers: [{ name: 'rasa', image: 'rasa/rasa:3.6.21' }] },
+      status: { phase: 'Running' },
+    });
+  }
+
+  /** A pod's annotations (undefined: no such pod). */
+  podAnnotations(name: string, namespace: string = this.namespace): Record<string, string> | undefined {
+    const pod = this.pods.get(`${namespace}/${name}`);
+    return pod ? { ...(pod.metadata.annotations ?? {}) } : undefined;
+  }
+
+  /** A pod's deletion cost as written (undefined: not set, or no such pod). */
+  deletionCost(name: string, namespace: string = this.namespace): string | undefined {
+    return this.podAnnotations(name, namespace)?.[POD_DELETION_COST];
+  }
+
+  lease(name: string, namespace: string = this.namespace): StoredObject | undefined {
+    const lease = this.leases.get(`${namespace}/${name}`);
+    return lease ? clone(lease) : undefined;
   }
 
   /** Forgets all events so far: a watch resuming from before now gets 410 Expired. */
@@ -361,18 +454,30 @@ export class FakeApiServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://fake');
-    if (req.headers.authorization !== `Bearer ${this.token}`) {
+    const presented = /^Bearer (.*)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    if (presented !== this.token && !this.tokens.has(presented)) {
       this.counters.unauthorized++;
-      const presented = /^Bearer (.*)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
       this.rejectedTokens.set(presented, (this.rejectedTokens.get(presented) ?? 0) + 1);
       this.json(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
       return;
     }
-    if (this.failures.remaining > 0) {
+    if (this.failures.remaining > 0 && (!this.failures.match || this.failures.match(req.method ?? 'GET', url.pathname))) {
       this.failures.remaining--;
       this.counters.failed++;
       const code = this.failures.status;
       this.json(res, code, status(code, code === 503 ? 'ServiceUnavailable' : 'InternalError', 'injected failure'));
+      return;
+    }
+    const pod = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/.exec(url.pathname);
+    const lease = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/.exec(url.pathname);
+    if (pod || lease) {
+      this.readBody(req).then(
+        (body) => {
+          if (pod) this.handlePod(req, res, decodeURIComponent(pod[1]!), decodeURIComponent(pod[2]!), body, presented);
+          else this.handleLease(req, res, decodeURIComponent(lease![1]!), lease![2] === undefined ? undefined : decodeURIComponent(lease![2]), body, presented);
+        },
+        () => res.destroy(),
+      );
       return;
     }
     const m = /^\/apis\/discovery\.k8s\.io\/v1\/namespaces\/([^/]+)\/endpointslices$/.exec(url.pathname);
@@ -385,6 +490,146 @@ export class FakeApiServer {
     const watch = url.searchParams.get('watch');
     if (watch === 'true' || watch === '1') this.watch(res, url, namespace, selector);
     else this.list(res, namespace, selector);
+  }
+
+  private readBody(req: IncomingMessage): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      req.on('error', reject);
+    });
+  }
+
+  private parseJson(res: ServerResponse, text: string): { ok: true; value: any } | { ok: false } {
+    try {
+      return { ok: true, value: JSON.parse(text) };
+    } catch (err) {
+      this.json(res, 400, status(400, 'BadRequest', `error decoding body: ${(err as Error).message}`));
+      return { ok: false };
+    }
+  }
+
+  private handlePod(req: IncomingMessage, res: ServerResponse, namespace: string, name: string, text: string, token: string): void {
+    if (req.method !== 'PATCH') {
+      this.json(res, 405, status(405, 'MethodNotAllowed', `the fake serves only PATCH on pods (got ${req.method})`));
+      return;
+    }
+    const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
+    const body = this.parseJson(res, text);
+    if (!body.ok) return;
+    if (contentType === 'application/json-patch+json') {
+      if (!Array.isArray(body.value)) {
+        this.json(res, 400, status(400, 'BadRequest', 'json: cannot unmarshal object into Go value of type jsonpatch.Patch'));
+      } else {
+        this.json(res, 415, status(415, 'UnsupportedMediaType', 'the fake does not apply JSON Patch'));
+      }
+      return;
+    }
+    if (contentType !== 'application/merge-patch+json' && contentType !== 'application/strategic-merge-patch+json') {
+      this.json(res, 415, status(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got ${contentType})`));
+      return;
+    }
+    const key = `${namespace}/${name}`;
+    const pod = this.pods.get(key);
+    if (!pod) {
+      this.json(res, 404, { ...status(404, 'NotFound', `pods "${name}" not found`), details: { name, kind: 'pods' } });
+      return;
+    }
+    const annotations = (body.value?.metadata?.annotations ?? {}) as Record<string, unknown>;
+    for (const [k, v] of Object.entries(annotations)) {
+      if (v !== null && typeof v !== 'string') {
+        this.json(res, 400, status(400, 'BadRequest', `json: cannot unmarshal ${typeof v} into Go struct field ObjectMeta.metadata.annotations of type string (${k})`));
+        return;
+      }
+    }
+    const cost = annotations[POD_DELETION_COST];
+    if (typeof cost === 'string' && (!/^[-+]?\d+$/.test(cost) || Number(cost) < -2147483648 || Number(cost) > 2147483647)) {
+      this.json(res, 422, status(422, 'Invalid', `Pod "${name}" is invalid: metadata.annotations[${POD_DELETION_COST}]: Invalid value: "${cost}": must be a 32bit integer`));
+      return;
+    }
+    const next = mergePatch(pod, body.value) as StoredObject;
+    next.metadata = { ...next.metadata, name, namespace, uid: pod.metadata.uid, resourceVersion: String(++this.rv) };
+    this.pods.set(key, next);
+    this.counters.podPatches++;
+    this.podPatches.push({ namespace, name, token, contentType, annotations: clone(annotations) as Record<string, string | null> });
+    this.json(res, 200, next);
+  }
+
+  private handleLease(req: IncomingMessage, res: ServerResponse, namespace: string, name: string | undefined, text: string, token: string): void {
+    const notFound = (n: string) => this.json(res, 404, { ...status(404, 'NotFound', `leases.coordination.k8s.io "${n}" not found`), details: { name: n, group: 'coordination.k8s.io', kind: 'leases' } });
+    if (req.method === 'GET' && name !== undefined) {
+      this.counters.leaseReads++;
+      this.leaseReadsByToken.set(token, (this.leaseReadsByToken.get(token) ?? 0) + 1);
+      const lease = this.leases.get(`${namespace}/${name}`);
+      if (lease) this.json(res, 200, lease);
+      else notFound(name);
+      return;
+    }
+    const create = req.method === 'POST' && name === undefined;
+    const update = req.method === 'PUT' && name !== undefined;
+    if (!create && !update) {
+      this.json(res, 405, status(405, 'MethodNotAllowed', `the fake serves GET, POST and PUT on leases (got ${req.method})`));
+      return;
+    }
+    const body = this.parseJson(res, text);
+    if (!body.ok) return;
+    const lease = body.value as StoredObject;
+    const leaseName: unknown = lease?.metadata?.name;
+    if (typeof leaseName !== 'string' || !leaseName || (update && leaseName !== name)) {
+      this.json(res, 400, status(400, 'BadRequest', `the name of the object (${String(leaseName)}) does not match the name on the URL (${String(name)})`));
+      return;
+    }
+    for (const field of ['acquireTime', 'renewTime'] as const) {
+      const v: unknown = lease.spec?.[field];
+      if (v !== undefined && v !== null && (typeof v !== 'string' || !MICRO_TIME.test(v))) {
+        this.json(res, 400, status(400, 'BadRequest', `parsing time ${JSON.stringify(v)} as "2006-01-02T15:04:05.000000Z07:00": cannot parse (spec.${field})`));
+        return;
+      }
+    }
+    const key = `${namespace}/${leaseName}`;
+    const stored = this.leases.get(key);
+    if (create && stored) {
+      this.counters.leaseConflicts++;
+      this.json(res, 409, { ...status(409, 'AlreadyExists', `leases.coordination.k8s.io "${leaseName}" already exists`), details: { name: leaseName, group: 'coordination.k8s.io', kind: 'leases' } });
+      return;
+    }
+    if (update) {
+      if (!stored) {
+        notFound(leaseName);
+        return;
+      }
+      const rv: unknown = lease.metadata.resourceVersion;
+      if (rv === undefined || rv === '') {
+        this.json(res, 422, status(422, 'Invalid', `Lease.coordination.k8s.io "${leaseName}" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update`));
+        return;
+      }
+      if (rv !== stored.metadata.resourceVersion) {
+        this.counters.leaseConflicts++;
+        this.json(res, 409, {
+          ...status(409, 'Conflict', `Operation cannot be fulfilled on leases.coordination.k8s.io "${leaseName}": the object has been modified; please apply your changes to the latest version and try again`),
+          details: { name: leaseName, group: 'coordination.k8s.io', kind: 'leases' },
+        });
+        return;
+      }
+    }
+    const rv = String(++this.rv);
+    const object: StoredObject = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: {
+        name: leaseName,
+        namespace,
+        uid: stored?.metadata.uid ?? `lease-uid-${++this.uid}`,
+        resourceVersion: rv,
+        creationTimestamp: stored?.metadata.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      },
+      spec: clone(lease.spec ?? {}),
+    };
+    this.leases.set(key, object);
+    this.counters.leaseWrites++;
+    this.leaseWrites.push({ op: create ? 'create' : 'update', namespace, name: leaseName, token, holder: object.spec.holderIdentity || undefined, resourceVersion: rv, at: Date.now() });
+    this.json(res, create ? 201 : 200, object);
   }
 
   private list(res: ServerResponse, namespace: string, selector: Selector): void {

@@ -1,0 +1,297 @@
+/**
+ * Completion-aware dispatch (issue 9): a request goes to the slot that finishes it first, by each pod's
+ * learned service time, not to the first slot that is free. The greedy central queue (HAProxy `maxconn`
+ * + queue) hands a free slot on a pod three times slower to the head of the queue even when a fast pod
+ * frees a slot in a moment; at light load it sends some requests to the slow pod although fast slots are
+ * free. This is the earliest-completion schedule of bench/lib/ideal.ts, run online: at every event
+ * (arrival, slot freed, limit or state change, wake-up) the queue is planned in arrival order, each
+ * waiter taking the slot with the earliest expected completion, reserving it; waiters whose best slot
+ * is free now are granted, the others stay queued (a later waiter may take a slow free slot if no
+ * faster one can finish it sooner). A free slot is left idle only while a faster pod is expected to
+ * finish the request sooner.
+ *
+ * Predictions: a pod's slots free when its in-flight requests (oldest first) reach their service time.
+ * A request past its expected end is predicted to end as far in the future as it is overdue, so a hung
+ * or mis-estimated pod loses its claim: a waiter held for it moves to a free slot once the wait can no
+ * longer pay off (overdue > slow - fast service time), and a wake-up timer re-plans when no event
+ * comes. An ejected, draining or removed pod drops out of the plan at once. Held waiters are ordinary
+ * queued tickets: max wait, deadline and client abort apply unchanged.
+ *
+ * Cost: O(pods) per arrival and O(walked waiters x pods) per planning event, the walk bounded by
+ * MAX_WALK. That is a scan, not an index, on purpose: a Rasa pool has a handful to a few dozen pods
+ * (each several GB), the scan is a few hundred nanoseconds, and the static-slot pools never run this.
+ */
+import type { Backend } from '../pool/backend.js';
+import type { Candidates } from '../balancer/types.js';
+import type { Ticket } from './ticket.js';
+import { TicketQueue } from './ticket-queue.js';
+import type { Dispatcher, Timers } from './central-queue.js';
+
+export interface CompletionSource {
+  /** Every pod of the pool, whatever its state. */
+  backends(): Iterable<Backend>;
+  /** The pool's balancer, for pods whose expected completions tie. */
+  pick(candidates: Candidates): Backend | undefined;
+  now(): number;
+  readonly timers: Timers;
+}
+
+/** Completions within this share of a service time of the best count as equal (estimates are noisy). */
+const TIE = 0.1;
+/** Most waiters planned per event; past it, free slots go to the next waiters in order. */
+const MAX_WALK = 256;
+/** Shortest wake-up delay, so a timer never spins. */
+const MIN_WAKE_MS = 5;
+/** Service time assumed when no pod of the pool has one yet. */
+const DEFAULT_SERVICE_MS = 100;
+
+/** One pod as the plan sees it. */
+interface PodPlan {
+  backend: Backend;
+  serviceMs: number;
+  /** Requests it may still be sent now (limit - in flight). */
+  admit: number;
+  /** When each of its servers (proven slots) is next free, ascending; may be `now`. */
+  servers: number[];
+}
+
+export class EarliestCompletion implements Dispatcher {
+  /** In-flight requests per pod, oldest grant first (intrusive list: O(1) add and remove). */
+  private readonly running = new WeakMap<Backend, TicketQueue>();
+  private readonly scratch = new ScratchCandidates();
+  private timer: NodeJS.Timeout | undefined;
+  private wakeAtMs = Infinity;
+  private wake: () => void = () => {};
+
+  constructor(private readonly source: CompletionSource) {}
+
+  attach(wake: () => void): void {
+    this.wake = wake;
+  }
+
+  granted(ticket: Ticket, backend: Backend): void {
+    let list = this.running.get(backend);
+    if (!list) {
+      list = new TicketQueue();
+      this.running.set(backend, list);
+    }
+    list.push(ticket);
+  }
+
+  released(ticket: Ticket): void {
+    const list = ticket.inQueue as TicketQueue | undefined;
+    if (list && ticket.backend && this.running.get(ticket.backend) === list) list.remove(ticket);
+  }
+
+  /** The pod for a new request when nobody waits: the one that completes it first, if it can be sent now. */
+  pick(ticket: Ticket): Backend | undefined {
+    const now = this.source.now();
+    const plans = this.buildPlans(now);
+    return this.choose(plans, ticket, now)?.backend;
+  }
+
+  /** Grants every queued general ticket whose best slot can be had now; arms a wake-up for held ones. */
+  plan(queue: TicketQueue, grant: (ticket: Ticket, backend: Backend) => void): void {
+    if (queue.length === 0) return this.disarm();
+    const now = this.source.now();
+    const plans = this.buildPlans(now);
+    let admissible = 0;
+    for (const p of plans) admissible += p.admit;
+    if (admissible === 0) return this.disarm();
+    let wakeAt = Infinity;
+    let steps = 0;
+    let t = queue.peek();
+    while (t && admissible > 0) {
+      const next = t.next;
+      if (steps++ >= MAX_WALK) {
+        // Bounded planning: what can still be sent goes to the next waiters in arrival order.
+        const p = firstAdmitting(plans, t.avoid);
+        if (p) {
+          grant(t, p.backend);
+          reserve(p, now);
+          admissible--;
+        }
+        t = next;
+        continue;
+      }
+      const best = bestPlan(plans, t.avoid, now);
+      if (best) {
+        const chosen = this.choose(plans, t, now, best);
+        if (chosen) {
+          grant(t, chosen.backend);
+          reserve(chosen, now);
+          admissible--;
+        } else {
+          // Held for a pod that frees sooner than any slot that is free now would finish it.
+          const start = best.servers[0] as number;
+          if (start < wakeAt) wakeAt = start;
+          reserve(best, now);
+        }
+      }
+      t = next;
+    }
+    if (admissible > 0 && queue.length > 0 && wakeAt < Infinity) this.arm(Math.max(wakeAt, now + MIN_WAKE_MS), now);
+    else this.disarm();
+  }
+
+  /**
+   * Among pods that can be sent the request now, one whose completion ties with the best overall
+   * (`best`: computed if not given); undefined when waiting for a busy pod finishes it sooner.
+   */
+  private choose(plans: readonly PodPlan[], ticket: Ticket, now: number, best = bestPlan(plans, ticket.avoid, now)): PodPlan | undefined {
+    if (!best) return undefined;
+    const bound = completion(best, now) + TIE * best.serviceMs;
+    let only: PodPlan | undefined;
+    let count = 0;
+    for (const p of plans) {
+      if (p.admit > 0 && p.backend !== ticket.avoid && completion(p, now) <= bound) {
+        only = p;
+        count++;
+      }
+    }
+    if (count <= 1) return only;
+    const scratch = this.scratch;
+    scratch.clear();
+    for (const p of plans) if (p.admit > 0 && p.backend !== ticket.avoid && completion(p, now) <= bound) scratch.add(p.backend);
+    const picked = this.source.pick(scratch);
+    return plans.find((p) => p.backend === picked) ?? only;
+  }
+
+  /** Every working pod's admission room and server free times, from its in-flight requests. */
+  private buildPlans(now: number): PodPlan[] {
+    const fallback = this.fallbackServiceMs();
+    const plans: PodPlan[] = [];
+    for (const b of this.source.backends()) {
+      if (!b.acceptsNewWork || b.limit <= 0) continue;
+      const s = b.serviceMs > 0 ? b.serviceMs : fallback;
+      const count = Math.max(1, Math.min(b.limit, b.provenSlots, b.inflight + MAX_WALK));
+      const servers = new Array<number>(count).fill(now);
+      // The pod runs its proven slots in parallel and queues the rest FIFO, in grant order.
+      for (let t = this.running.get(b)?.peek(); t; t = t.next) {
+        const start = Math.max(t.grantedAtMs, servers[0] as number);
+        let end = start + s;
+        if (end <= now) end = now + (now - end) + 1;
+        servers.shift();
+        insertSorted(servers, end);
+      }
+      for (let i = 0; i < servers.length; i++) if ((servers[i] as number) < now) servers[i] = now;
+      plans.push({ backend: b, serviceMs: s, admit: Math.max(0, Math.min(b.limit, b.inflight + MAX_WALK) - b.inflight), servers });
+    }
+    return plans;
+  }
+
+  /** Pods not measured yet are assumed as fast as the pool's average, so they get tried. */
+  private fallbackServiceMs(): number {
+    let sum = 0;
+    let n = 0;
+    for (const b of this.source.backends()) {
+      if (b.serviceMs > 0 && b.acceptsNewWork) {
+        sum += b.serviceMs;
+        n++;
+      }
+    }
+    return n > 0 ? sum / n : DEFAULT_SERVICE_MS;
+  }
+
+  private arm(atMs: number, now: number): void {
+    if (this.timer && atMs >= this.wakeAtMs) return;
+    this.disarm();
+    this.wakeAtMs = atMs;
+    this.timer = this.source.timers.set(() => {
+      this.timer = undefined;
+      this.wakeAtMs = Infinity;
+      this.wake();
+    }, atMs - now);
+  }
+
+  private disarm(): void {
+    if (this.timer) {
+      this.source.timers.clear(this.timer);
+      this.timer = undefined;
+    }
+    this.wakeAtMs = Infinity;
+  }
+}
+
+/** When a request given to this pod next would be done. */
+function completion(p: PodPlan, now: number): number {
+  return Math.max(now, p.servers[0] as number) + p.serviceMs;
+}
+
+/** The pod that would complete the request first, whether or not it can be sent there now. */
+function bestPlan(plans: readonly PodPlan[], avoid: Backend | undefined, now: number): PodPlan | undefined {
+  let best: PodPlan | undefined;
+  let bestAt = Infinity;
+  for (const p of plans) {
+    if (p.backend === avoid) continue;
+    const at = completion(p, now);
+    if (at < bestAt || (at === bestAt && best && best.admit === 0 && p.admit > 0)) {
+      best = p;
+      bestAt = at;
+    }
+  }
+  return best;
+}
+
+/** Books the pod's next server for one request (sent now if it has room, else when it frees). */
+function reserve(p: PodPlan, now: number): void {
+  const start = Math.max(now, p.servers.shift() as number);
+  insertSorted(p.servers, start + p.serviceMs);
+  if (p.admit > 0) p.admit--;
+}
+
+function insertSorted(values: number[], value: number): void {
+  let i = values.length;
+  values.push(value);
+  while (i > 0 && (values[i - 1] as number) > value) {
+    values[i] = values[i - 1] as number;
+    i--;
+  }
+  values[i] = value;
+}
+
+function firstAdmitting(plans: readonly PodPlan[], avoid: Backend | undefined): PodPlan | undefined {
+  let best: PodPlan | undefined;
+  for (const p of plans) {
+    if (p.backend === avoid || p.admit === 0) continue;
+    if (!best || p.serviceMs < best.serviceMs) best = p;
+  }
+  return best;
+}
+
+/** A reusable candidate list for the balancer when completions tie. */
+class ScratchCandidates implements Candidates {
+  private items: Backend[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  clear(): void {
+    this.items.length = 0;
+  }
+
+  add(b: Backend): void {
+    this.items.push(b);
+  }
+
+  at(index: number): Backend {
+    return this.items[index] as Backend;
+  }
+
+  fewestInflight(random: () => number): Backend | undefined {
+    let fewest = Infinity;
+    let ties = 0;
+    let chosen: Backend | undefined;
+    for (const b of this.items) {
+      if (b.inflight < fewest) {
+        fewest = b.inflight;
+        chosen = b;
+        ties = 1;
+      } else if (b.inflight === fewest && random() * ++ties < 1) {
+        chosen = b;
+      }
+    }
+    return chosen;
+  }
+}
