@@ -5,16 +5,16 @@
  * are interleaved (all rows, then all rows again) so slow drift of the machine hits every row alike;
  * a cell's summary is the median of each statistic over its repeats.
  */
-import { debugPools } from './gateway.js';
+import { checkPoolSettings, debugPools } from './gateway.js';
 import { burstArrivals, simulate } from './ideal.js';
-import { runBurst, type BurstSample } from './load.js';
-import { startCluster, type Shape } from './pods.js';
+import { runBurst, type BurstSample, type Sender } from './load.js';
+import { startCluster, type Cluster, type Shape } from './pods.js';
 import { findTool } from './peers.js';
 import { sleep } from './procs.js';
 import { Progress } from './progress.js';
 import type { BenchOptions } from './scenario.js';
 import { medianSummary, summarize, type Summary } from './stats.js';
-import { podsLike, scheduleLike, startCostS, startTarget, toolOf, type Row } from './targets.js';
+import { needsCheck, podsLike, scheduleLike, startCostS, startTarget, toolOf, type Row } from './targets.js';
 
 export interface MatrixPlan {
   readonly scenario: string;
@@ -91,7 +91,7 @@ export interface PreparedMatrix {
 }
 
 const SETTLE_S = 0.25;
-/** Instant requests before a row's first burst: a warm proxy, as in production (see Sender.warm). */
+/** Instant requests before a row's first burst: a warm proxy, as in production (see Sender.warm); then `prime`. */
 const WARM_REQUESTS = 400;
 const WARM_CONCURRENCY = 32;
 
@@ -100,9 +100,12 @@ export function prepareMatrix(plan: MatrixPlan, options: BenchOptions, log: (lin
   const unavailable = new Map<string, string>();
   for (const r of rows) {
     const tool = toolOf(r.target);
-    if (!tool) continue;
-    const status = findTool(tool, { install: options.install, log });
-    if (!status.ok) unavailable.set(r.id, status.note);
+    const status = tool ? findTool(tool, { install: options.install, log }) : undefined;
+    if (status && !status.ok) unavailable.set(r.id, status.note);
+    if (r.target.kind === 'gateway' && needsCheck(r.target)) {
+      const check = checkPoolSettings(r.target.pool);
+      if (!check.ok) unavailable.set(r.id, `this gateway build does not accept these settings (${check.message})`);
+    }
   }
   const measured = rows.filter((r) => r.target.kind !== 'ideal' && !unavailable.has(r.id));
   /** Seconds each (row, shape, burst) run should take: the row's schedule simulated, plus settling. */
@@ -112,7 +115,11 @@ export function prepareMatrix(plan: MatrixPlan, options: BenchOptions, log: (lin
   for (const r of measured) {
     for (const s of plan.shapes) {
       const bursts = plan.bursts.filter((b) => !plan.skip?.(s, b));
-      if (bursts.length > 0) estimateS += startCostS(r.target) * plan.repeats;
+      if (bursts.length > 0) {
+        const primeN = 2 * s.pods.reduce((sum, p) => sum + p.slots, 0);
+        const primeS = (simulate(scheduleLike(r.target), burstArrivals(primeN, plan.windowMs), podsLike(r.target, s.pods)).makespanMs * plan.timeScale) / 1000;
+        estimateS += (startCostS(r.target) + primeS + SETTLE_S) * plan.repeats;
+      }
       for (const b of bursts) {
         const sim = simulate(scheduleLike(r.target), burstArrivals(b, plan.windowMs), podsLike(r.target, s.pods));
         const seconds = (sim.makespanMs * plan.timeScale) / 1000 + SETTLE_S;
@@ -176,8 +183,7 @@ async function runMatrix(
             continue;
           }
           try {
-            await cluster.idle();
-            cluster.takeCounts();
+            await prime(running.sender, cluster, plan, path, `${plan.scenario}-prime-${++burstNo}`);
             for (const b of bursts) {
               progress.begin(label(b), stepS.get(`${r.id}|${s.id}|${b}`) ?? 0);
               const tag = `${plan.scenario}-${++burstNo}`;
@@ -213,6 +219,18 @@ async function runMatrix(
   }
   progress.finish();
   return result;
+}
+
+/**
+ * One unmeasured burst of 2 x the cluster's slots before a row's first measured one, so rows that learn
+ * from latency (peak-EWMA, earliest-completion dispatch, adaptive slots) start from what a running
+ * gateway would know, not from the instant warm-up requests.
+ */
+async function prime(sender: Sender, cluster: Cluster, plan: MatrixPlan, path: string, tag: string): Promise<void> {
+  const n = 2 * cluster.shape.pods.reduce((sum, p) => sum + p.slots, 0);
+  await runBurst(sender, { n, windowMs: plan.windowMs * plan.timeScale, path, body: (i) => JSON.stringify({ sender: `${tag}-${i}`, message: 'hello' }) });
+  await cluster.idle();
+  cluster.takeCounts();
 }
 
 function record(repeat: number, samples: readonly BurstSample[], perPod: number[], windowMs: number, timeScale: number): RunRecord {

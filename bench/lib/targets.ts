@@ -51,11 +51,13 @@ export const row = {
     target: { kind: 'kube', spread: 'random-connection' },
     group: 'kube',
   }),
-  gateway: (balancer: string, slots: Slots, extra: { replicas?: number; pool?: PoolSettings; id?: string; label?: string } = {}): Row => {
+  /** Extra pool settings (e.g. `{ dispatch: 'earliest-completion' }`) name themselves in the id and label. */
+  gateway: (balancer: string, slots: Slots, extra: { replicas?: number; pool?: PoolSettings } = {}): Row => {
     const replicas = extra.replicas ?? 1;
+    const settings = Object.entries(extra.pool ?? {});
     return {
-      id: extra.id ?? `gw-${balancer}-${slots}${replicas > 1 ? `-x${replicas}` : ''}`,
-      label: extra.label ?? `gateway${replicas > 1 ? ` x${replicas}` : ''} ${balancer}, ${slotsText(slots)}`,
+      id: `gw-${balancer}-${slots}${settings.map(([, v]) => `-${String(v)}`).join('')}${replicas > 1 ? `-x${replicas}` : ''}`,
+      label: `gateway${replicas > 1 ? ` x${replicas}` : ''} ${balancer}, ${slotsText(slots)}${settings.map(([k, v]) => `, ${k} ${String(v)}`).join('')}`,
       target: { kind: 'gateway', pool: { balancer, slotsPerEndpoint: slots, ...extra.pool }, replicas },
       group: 'gateway',
     };
@@ -71,6 +73,13 @@ export const row = {
 
 /** Every balancer the gateway ships, for "each balancer" rows. */
 export const gatewayBalancers = ['round-robin', 'random', 'least-outstanding', 'p2c', 'peak-ewma'] as const;
+
+/** Whether a gateway row uses settings beyond a balancer and a fixed slot count (the build may not have them yet). */
+export function needsCheck(spec: TargetSpec): boolean {
+  if (spec.kind !== 'gateway') return false;
+  const { balancer: _b, slotsPerEndpoint, ...rest } = spec.pool;
+  return slotsPerEndpoint === 'auto' || Object.keys(rest).length > 0;
+}
 
 export function toolOf(spec: TargetSpec): Tool | undefined {
   return spec.kind === 'nginx' || spec.kind === 'haproxy' ? spec.kind : undefined;

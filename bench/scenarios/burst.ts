@@ -3,13 +3,14 @@
  * 10, 50 and 100 requests spread over one second. Every balancer without slots (no queue: each
  * request goes straight to a pod) and with 2 slots per pod (the central queue), beside the greedy
  * central-queue schedule (the ideal) and the earliest-completion schedule, both simulated.
- * Acceptance looked at: least-outstanding with slots within 5 % of the ideal on p95 and max, and
- * below half of round-robin without slots.
+ * Rows that need a newer gateway (`dispatch: earliest-completion`, `slotsPerEndpoint: auto`) show as
+ * n/a when the build does not accept them. Acceptance looked at: least-outstanding with slots within
+ * 5 % of the ideal on p95 and max, and below half of round-robin without slots.
  */
 import { cellNotes, latencyTable, matrixJson, strategyBars } from '../lib/matrix-report.js';
 import { prepareMatrix, type MatrixPlan, type MatrixResult } from '../lib/matrix.js';
 import { shape } from '../lib/pods.js';
-import { markdownTable, ratio, writeResults, type Table } from '../lib/report.js';
+import { markdownTable, ratio, sec, writeResults, type Table } from '../lib/report.js';
 import type { Scenario } from '../lib/scenario.js';
 import { gatewayBalancers, row } from '../lib/targets.js';
 
@@ -21,6 +22,8 @@ const cluster = shape('4 pods: 3 fast + 1 weak', [
 const rows = [
   ...gatewayBalancers.map((b) => row.gateway(b, 'unlimited')),
   ...gatewayBalancers.map((b) => row.gateway(b, 2)),
+  row.gateway('least-outstanding', 2, { pool: { dispatch: 'earliest-completion' } }),
+  row.gateway('least-outstanding', 'auto'),
   row.idealGreedy(),
   row.idealEarliest(),
 ];
@@ -63,6 +66,32 @@ function acceptance(result: MatrixResult, bursts: readonly number[]): { table: T
   };
 }
 
+const COMPLETION_AWARE = ['gw-least-outstanding-2-earliest-completion', 'gw-least-outstanding-auto'];
+
+/** Issue 9: completion-aware dispatch against the earliest-completion and greedy schedules. */
+function completionChecks(result: MatrixResult, bursts: readonly number[]): Table {
+  const out: string[][] = [];
+  for (const id of COMPLETION_AWARE) {
+    const label = rows.find((r) => r.id === id)?.label ?? id;
+    for (const b of bursts) {
+      const c = result.get(id, cluster.id, b);
+      const m = c?.status === 'ok' ? c.summary : undefined;
+      const ec = result.summary('ideal-ec', cluster.id, b);
+      const greedy = result.summary('ideal', cluster.id, b);
+      out.push([
+        label,
+        String(b),
+        m ? sec(m.p95) : (c?.status ?? '-'),
+        sec(m?.max),
+        ratio(m?.max, ec?.max),
+        m && ec ? (m.max <= ec.max * 1.1 ? 'yes' : 'no') : '-',
+        ratio(m?.max, greedy?.max),
+      ]);
+    }
+  }
+  return { header: ['row', 'burst', 'p95 s', 'max s', 'max/earliest-completion', 'within 10 %', 'max/greedy'], rows: out, align: ['l', 'r', 'r', 'r', 'r', 'r', 'r'] };
+}
+
 export const burst: Scenario = {
   name: 'burst',
   title: 'Burst: every balancer with and without the central queue, beside the ideal schedule',
@@ -85,6 +114,7 @@ export const burst: Scenario = {
         const result = await prepared.run();
         const table = latencyTable(result, prepared.rows, cluster, bursts);
         const acc = acceptance(result, bursts);
+        const ec = completionChecks(result, bursts);
         const md = [
           '# Burst: balancers with and without the central queue',
           '',
@@ -105,9 +135,16 @@ export const burst: Scenario = {
           '',
           markdownTable(acc.table),
           '',
+          '## Completion-aware dispatch (issue 9)',
+          '',
+          'Max latency against the earliest-completion schedule (within 10 %) and the greedy one (below it where the two differ,',
+          'at 50 requests); at 10 requests issue 9 asks for p95 at most 0.35 s.',
+          '',
+          markdownTable(ec),
+          '',
           '![p95 and max per strategy](burst.png)',
         ].join('\n');
-        process.stdout.write(`\n${markdownTable(table)}\n\nAcceptance (least-outstanding, slots 2):\n${markdownTable(acc.table)}\n`);
+        process.stdout.write(`\n${markdownTable(table)}\n\nAcceptance (least-outstanding, slots 2):\n${markdownTable(acc.table)}\n\nCompletion-aware dispatch:\n${markdownTable(ec)}\n`);
         const chart = strategyBars('burst', 'Burst: p95 (bars) and max (whiskers) per strategy', result, prepared.rows, cluster, bursts);
         const files = writeResults({ scenario: 'burst', outDir: options.outDir, json: matrixJson(plan, prepared, result, { acceptance: acc.checks }), markdown: md, charts: [chart] });
         log(`wrote ${files.join(', ')}`);

@@ -2,9 +2,8 @@
  * `mixed` (issue 6 item 2, issue 9): pods of different capacities, 2-slot and 4-slot, normal and
  * weak, and nobody tells the proxy which. Static slot counts (gateway `slotsPerEndpoint` 1-4, HAProxy
  * `maxconn` 1-4: one number for every pod) against the ideal schedule computed with each pod's true
- * capacity. `slotsPerEndpoint: auto` joins as a row when the built gateway accepts it.
+ * capacity, and `slotsPerEndpoint: auto` (n/a when the built gateway does not accept it).
  */
-import { checkPoolSettings } from '../lib/gateway.js';
 import { cellNotes, latencyTable, matrixJson, strategyBars } from '../lib/matrix-report.js';
 import { prepareMatrix, type MatrixPlan, type MatrixResult } from '../lib/matrix.js';
 import { shape } from '../lib/pods.js';
@@ -58,10 +57,7 @@ export const mixed: Scenario = {
   title: 'Pods of different capacities: static slots and HAProxy maxconn vs the ideal',
   async prepare(options, log) {
     const bursts = [10, 50, 100];
-    const rows = rowsFor(options.quick);
-    const auto = checkPoolSettings(AUTO.target.kind === 'gateway' ? AUTO.target.pool : {});
-    if (auto.ok) rows.splice(0, 0, AUTO);
-    else log(`row "${AUTO.label}" left out: this build does not accept it (${auto.message})`);
+    const rows = [AUTO, ...rowsFor(options.quick)];
     const plan: MatrixPlan = {
       scenario: 'mixed',
       shapes: [cluster],
@@ -85,7 +81,7 @@ export const mixed: Scenario = {
           `Pods: ${cluster.pods.map((p) => `${p.name} ${p.slots} slots x ${p.serviceMs} ms`).join('; ')}. The proxies are not told`,
           'which pod is which: gateway `slotsPerEndpoint` and HAProxy `maxconn` are one number for every pod. The ideal',
           "schedules use each pod's true slots. Bursts as in `burst`; median over repeats; nearest-rank percentiles.",
-          auto.ok ? '' : `\n\`slotsPerEndpoint: auto\` is not in this build (${auto.message}); its row is left out.\n`,
+          prepared.unavailable.has(AUTO.id) ? `\n\`slotsPerEndpoint: auto\`: n/a (${prepared.unavailable.get(AUTO.id)}).\n` : '',
           `Command: \`npm run bench -- mixed${options.quick ? ' --quick' : ''}\``,
           '',
           markdownTable(table),
@@ -100,7 +96,7 @@ export const mixed: Scenario = {
         ].join('\n');
         process.stdout.write(`\n${markdownTable(table)}\n\n${markdownTable(best)}\n`);
         const chart = strategyBars('mixed', 'Mixed capacities: p95 (bars) and max (whiskers)', result, prepared.rows, cluster, bursts, cluster.pods.map((p) => `${p.slots} slots x ${p.serviceMs} ms`).join(', '));
-        const files = writeResults({ scenario: 'mixed', outDir: options.outDir, json: matrixJson(plan, prepared, result, { autoAccepted: auto }), markdown: md, charts: [chart] });
+        const files = writeResults({ scenario: 'mixed', outDir: options.outDir, json: matrixJson(plan, prepared, result), markdown: md, charts: [chart] });
         log(`wrote ${files.join(', ')}`);
       },
     };

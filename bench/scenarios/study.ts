@@ -59,6 +59,7 @@ const fullRows: Row[] = [
   row.kubeRandomConnection(),
   ...gatewayBalancers.map((b) => row.gateway(b, 'unlimited')),
   ...gatewayBalancers.map((b) => row.gateway(b, SLOTS)),
+  row.gateway('least-outstanding', 'auto'),
   row.nginx(),
   row.haproxy(SLOTS),
   row.idealGreedy(),
@@ -68,6 +69,7 @@ const fullRows: Row[] = [
 const quickRows: Row[] = [
   row.kubeRandomConnection(),
   row.gateway('least-outstanding', SLOTS),
+  row.gateway('least-outstanding', 'auto'),
   row.nginx(),
   row.haproxy(SLOTS),
   row.idealGreedy(),

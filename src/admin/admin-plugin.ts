@@ -38,6 +38,7 @@ export function describePools(pools: ReadonlyMap<string, PoolRuntime>) {
         ejectedBy: b.ejectedBy ?? null,
         inflight: b.inflight,
         slots: Number.isFinite(b.limit) ? b.limit : 'unlimited',
+        ...(Number.isFinite(b.provenSlots) ? { provenSlots: b.provenSlots } : {}),
         serviceMs: b.serviceMs > 0 ? Math.round(b.serviceMs * 10) / 10 : null,
         waiting: b.pinned.length,
         sessions: b.sessions,

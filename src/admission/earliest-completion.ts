@@ -10,11 +10,11 @@
  * faster one can finish it sooner). A free slot is left idle only while a faster pod is expected to
  * finish the request sooner.
  *
- * Predictions: a pod's slots free when its in-flight requests (oldest first) reach their service time.
- * A request past its expected end is predicted to end as far in the future as it is overdue, so a hung
- * or mis-estimated pod loses its claim: a waiter held for it moves to a free slot once the wait can no
- * longer pay off (overdue > slow - fast service time), and a wake-up timer re-plans when no event
- * comes. An ejected, draining or removed pod drops out of the plan at once. Held waiters are ordinary
+ * Predictions: a pod runs its proven slots in parallel (a probe slot above them queues inside), each
+ * request for the pod's service time. A request running longer than that raises the pod's estimate to
+ * its age (the pod is at least that slow now) and is predicted to end as far ahead as it is late, so a
+ * hung or mis-estimated pod loses its claim: a waiter held for it moves to a free slot after about half
+ * the free slot's service time at most, and a wake-up timer re-plans when no event comes. An ejected, draining or removed pod drops out of the plan at once. Held waiters are ordinary
  * queued tickets: max wait, deadline and client abort apply unchanged.
  *
  * Cost: O(pods) per arrival and O(walked waiters x pods) per planning event, the walk bounded by
@@ -45,22 +45,27 @@ const MIN_WAKE_MS = 5;
 /** Service time assumed when no pod of the pool has one yet. */
 const DEFAULT_SERVICE_MS = 100;
 
-/** One pod as the plan sees it. */
+/** One pod as the plan sees it (one per pod, reused by every plan: planning allocates nothing). */
 interface PodPlan {
-  backend: Backend;
+  readonly backend: Backend;
+  /** In-flight requests, oldest grant first (intrusive list: O(1) add and remove). */
+  readonly running: TicketQueue;
   serviceMs: number;
   /** Requests it may still be sent now (limit - in flight). */
   admit: number;
   /** When each of its servers (proven slots) is next free, ascending; may be `now`. */
-  servers: number[];
+  readonly servers: number[];
 }
 
 export class EarliestCompletion implements Dispatcher {
-  /** In-flight requests per pod, oldest grant first (intrusive list: O(1) add and remove). */
-  private readonly running = new WeakMap<Backend, TicketQueue>();
+  private readonly pods = new WeakMap<Backend, PodPlan>();
+  private readonly plans: PodPlan[] = [];
   private readonly scratch = new ScratchCandidates();
   private timer: NodeJS.Timeout | undefined;
   private wakeAtMs = Infinity;
+  /** Set while planning: a grant's callback that admits or releases re-plans after, not inside. */
+  private planning = false;
+  private again = false;
   private wake: () => void = () => {};
 
   constructor(private readonly source: CompletionSource) {}
@@ -70,21 +75,31 @@ export class EarliestCompletion implements Dispatcher {
   }
 
   granted(ticket: Ticket, backend: Backend): void {
-    let list = this.running.get(backend);
-    if (!list) {
-      list = new TicketQueue();
-      this.running.set(backend, list);
-    }
-    list.push(ticket);
+    const pod = this.podOf(backend);
+    const now = ticket.grantedAtMs;
+    // Sent past the pod's proven slots, it starts when one of them frees (a probe queues inside the pod).
+    if (pod.running.length < Math.min(backend.limit, backend.provenSlots)) ticket.expectedStartMs = now;
+    else ticket.expectedStartMs = Math.max(now, this.fillServers(pod, backend, backend.serviceMs > 0 ? backend.serviceMs : DEFAULT_SERVICE_MS, now)[0] as number);
+    pod.running.push(ticket);
   }
 
   released(ticket: Ticket): void {
     const list = ticket.inQueue as TicketQueue | undefined;
-    if (list && ticket.backend && this.running.get(ticket.backend) === list) list.remove(ticket);
+    if (list && ticket.backend && this.pods.get(ticket.backend)?.running === list) list.remove(ticket);
+  }
+
+  private podOf(backend: Backend): PodPlan {
+    let pod = this.pods.get(backend);
+    if (!pod) {
+      pod = { backend, running: new TicketQueue(), serviceMs: 0, admit: 0, servers: [] };
+      this.pods.set(backend, pod);
+    }
+    return pod;
   }
 
   /** The pod for a new request when nobody waits: the one that completes it first, if it can be sent now. */
   pick(ticket: Ticket): Backend | undefined {
+    if (this.planning) return undefined;
     const now = this.source.now();
     const plans = this.buildPlans(now);
     return this.choose(plans, ticket, now)?.backend;
@@ -92,6 +107,22 @@ export class EarliestCompletion implements Dispatcher {
 
   /** Grants every queued general ticket whose best slot can be had now; arms a wake-up for held ones. */
   plan(queue: TicketQueue, grant: (ticket: Ticket, backend: Backend) => void): void {
+    if (this.planning) {
+      this.again = true;
+      return;
+    }
+    this.planning = true;
+    try {
+      do {
+        this.again = false;
+        this.planOnce(queue, grant);
+      } while (this.again);
+    } finally {
+      this.planning = false;
+    }
+  }
+
+  private planOnce(queue: TicketQueue, grant: (ticket: Ticket, backend: Backend) => void): void {
     if (queue.length === 0) return this.disarm();
     const now = this.source.now();
     const plans = this.buildPlans(now);
@@ -160,24 +191,34 @@ export class EarliestCompletion implements Dispatcher {
   /** Every working pod's admission room and server free times, from its in-flight requests. */
   private buildPlans(now: number): PodPlan[] {
     const fallback = this.fallbackServiceMs();
-    const plans: PodPlan[] = [];
+    const plans = this.plans;
+    plans.length = 0;
     for (const b of this.source.backends()) {
       if (!b.acceptsNewWork || b.limit <= 0) continue;
-      const s = b.serviceMs > 0 ? b.serviceMs : fallback;
-      const count = Math.max(1, Math.min(b.limit, b.provenSlots, b.inflight + MAX_WALK));
-      const servers = new Array<number>(count).fill(now);
-      // The pod runs its proven slots in parallel and queues the rest FIFO, in grant order.
-      for (let t = this.running.get(b)?.peek(); t; t = t.next) {
-        const start = Math.max(t.grantedAtMs, servers[0] as number);
-        let end = start + s;
-        if (end <= now) end = now + (now - end) + 1;
-        servers.shift();
-        insertSorted(servers, end);
-      }
-      for (let i = 0; i < servers.length; i++) if ((servers[i] as number) < now) servers[i] = now;
-      plans.push({ backend: b, serviceMs: s, admit: Math.max(0, Math.min(b.limit, b.inflight + MAX_WALK) - b.inflight), servers });
+      const pod = this.podOf(b);
+      const estimate = b.serviceMs > 0 ? b.serviceMs : fallback;
+      // A request already running longer than the estimate shows the pod is at least that slow now.
+      const oldest = pod.running.peek();
+      pod.serviceMs = oldest ? Math.max(estimate, now - oldest.expectedStartMs) : estimate;
+      pod.admit = Math.max(0, Math.min(b.limit, b.inflight + MAX_WALK) - b.inflight);
+      this.fillServers(pod, b, estimate, now);
+      plans.push(pod);
     }
     return plans;
+  }
+
+  /** The pod's servers (proven slots) and when each frees: it runs them in parallel, the rest FIFO in grant order. */
+  private fillServers(pod: PodPlan, b: Backend, estimate: number, now: number): number[] {
+    const servers = pod.servers;
+    servers.length = Math.max(1, Math.min(b.limit, b.provenSlots, b.inflight + MAX_WALK));
+    servers.fill(-Infinity);
+    for (let t = pod.running.peek(); t; t = t.next) {
+      const start = Math.max(t.expectedStartMs, servers[0] as number);
+      servers.shift();
+      insertSorted(servers, expectedEnd(start, estimate, now));
+    }
+    for (let i = 0; i < servers.length; i++) if ((servers[i] as number) < now) servers[i] = now;
+    return servers;
   }
 
   /** Pods not measured yet are assumed as fast as the pool's average, so they get tried. */
@@ -211,6 +252,17 @@ export class EarliestCompletion implements Dispatcher {
     }
     this.wakeAtMs = Infinity;
   }
+}
+
+/**
+ * When a request that started at `start` ends: after the estimate, or, once late by `o`, another
+ * o + min(o, estimate) from now (as long again as it is late, then as long as it has run).
+ */
+function expectedEnd(start: number, estimate: number, now: number): number {
+  const end = start + estimate;
+  if (end > now) return end;
+  const late = now - end;
+  return now + late + Math.min(late, estimate) + 1;
 }
 
 /** When a request given to this pod next would be done. */

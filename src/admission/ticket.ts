@@ -16,6 +16,8 @@ export abstract class Ticket {
   grantedAtMs = 0;
   /** Requests in flight on the granted pod right after the grant, this one included (what it queued behind). */
   grantedInflight = 0;
+  /** Completion-aware dispatch: when it was expected to start on its pod (later than the grant if it queues there). */
+  expectedStartMs = 0;
   /** The pod this request must use (sticky conversation); undefined: any pod. */
   target: Backend | undefined = undefined;
   /** A pod not to use (a retry avoids the pod that failed it). */
