@@ -71,6 +71,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- range $name, $pool := $cfg.pools }}
 {{- if $pool.kubernetes }}
 {{- $_ := set $pool.kubernetes "namespace" (include "rasa-gateway.poolNamespace" (dict "root" $root "pool" $pool)) }}
+{{- if and $root.Values.deletionCost.enabled (not (hasKey $pool "deletionCost")) }}
+{{- $_ := set $pool "deletionCost" (dict "enabled" true "leaseName" (printf "%s-deletion-cost-%s" (include "rasa-gateway.fullname" $root) $name)) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- toYaml $cfg }}
