@@ -11,6 +11,11 @@ import type { Row } from './targets.js';
 
 export const burstColors = ['#9ecae1', '#4292c6', '#08519c', '#08306b'];
 
+/** How every measured row starts, for the Markdown files (see matrix.ts: warm-up and `prime`). */
+export const methodNote =
+  'Each measured row starts fresh, gets 400 instant requests (connections, JIT) and one unmeasured burst of 2x the cluster\'s ' +
+  'slots, so rows that learn from latency start from what a running gateway knows; then the bursts in order.';
+
 /** One line per (burst, strategy): p50, p95, max in seconds and p95, max as ratios to `idealId`. */
 export function latencyTable(result: MatrixResult, rows: readonly Row[], s: Shape, bursts: readonly number[], idealId = 'ideal'): Table {
   const out: string[][] = [];

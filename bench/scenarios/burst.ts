@@ -7,7 +7,7 @@
  * n/a when the build does not accept them. Acceptance looked at: least-outstanding with slots within
  * 5 % of the ideal on p95 and max, and below half of round-robin without slots.
  */
-import { cellNotes, latencyTable, matrixJson, strategyBars } from '../lib/matrix-report.js';
+import { cellNotes, latencyTable, matrixJson, methodNote, strategyBars } from '../lib/matrix-report.js';
 import { prepareMatrix, type MatrixPlan, type MatrixResult } from '../lib/matrix.js';
 import { shape } from '../lib/pods.js';
 import { markdownTable, ratio, sec, writeResults, type Table } from '../lib/report.js';
@@ -126,6 +126,8 @@ export const burst: Scenario = {
           'the head goes to the slot that finishes it first, even if it must wait for it. Both simulated (DES).',
           '',
           'Command: `npm run bench -- burst`',
+          '',
+          methodNote,
           '',
           markdownTable(table),
           '',

@@ -4,7 +4,7 @@
  * `maxconn` 1-4: one number for every pod) against the ideal schedule computed with each pod's true
  * capacity, and `slotsPerEndpoint: auto` (n/a when the built gateway does not accept it).
  */
-import { cellNotes, latencyTable, matrixJson, strategyBars } from '../lib/matrix-report.js';
+import { cellNotes, latencyTable, matrixJson, methodNote, strategyBars } from '../lib/matrix-report.js';
 import { prepareMatrix, type MatrixPlan, type MatrixResult } from '../lib/matrix.js';
 import { shape } from '../lib/pods.js';
 import { markdownTable, ratio, sec, writeResults, type Table } from '../lib/report.js';
@@ -83,6 +83,8 @@ export const mixed: Scenario = {
           "schedules use each pod's true slots. Bursts as in `burst`; median over repeats; nearest-rank percentiles.",
           prepared.unavailable.has(AUTO.id) ? `\n\`slotsPerEndpoint: auto\`: n/a (${prepared.unavailable.get(AUTO.id)}).\n` : '',
           `Command: \`npm run bench -- mixed${options.quick ? ' --quick' : ''}\``,
+          '',
+          methodNote,
           '',
           markdownTable(table),
           '',

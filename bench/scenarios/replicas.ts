@@ -4,7 +4,7 @@
  * replica runs its own central queue and counts only its own requests, so with 3 replicas a pod can
  * get 3x its slots; the rows show what that costs against the ideal single queue.
  */
-import { cellNotes, latencyTable, matrixJson, strategyBars } from '../lib/matrix-report.js';
+import { cellNotes, latencyTable, matrixJson, methodNote, strategyBars } from '../lib/matrix-report.js';
 import { prepareMatrix, type MatrixPlan } from '../lib/matrix.js';
 import { shape } from '../lib/pods.js';
 import { markdownTable, writeResults } from '../lib/report.js';
@@ -55,6 +55,8 @@ export const replicas: Scenario = {
           '`burst`; median over repeats; nearest-rank percentiles.',
           '',
           `Command: \`npm run bench -- replicas${options.quick ? ' --quick' : ''}\``,
+          '',
+          methodNote,
           '',
           markdownTable(table),
           '',

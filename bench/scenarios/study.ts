@@ -12,7 +12,7 @@
  * are reported scaled back), drops the 1-pod cluster, the 1-request bursts and all weak shapes but
  * 4 pods, and keeps one row per kind, so it ends in under two minutes.
  */
-import { cellNotes, matrixJson, strategyBars } from '../lib/matrix-report.js';
+import { cellNotes, matrixJson, methodNote, strategyBars } from '../lib/matrix-report.js';
 import { prepareMatrix, type MatrixPlan, type MatrixResult } from '../lib/matrix.js';
 import { linePanels, type Chart } from '../lib/plot.js';
 import { shape, type Shape } from '../lib/pods.js';
@@ -218,15 +218,17 @@ export const study: Scenario = {
           "# The study's experiment, reproduced with emulated pods",
           '',
           `Pod: ${SLOTS} slots x ${SERVICE_MS} ms (FIFO beyond its slots): ${((SLOTS * 1000) / SERVICE_MS).toFixed(1)} requests/s per pod, the study's 2- and 4-pod clusters' figure; weak pod: ${WEAK_FACTOR}x the`,
-          `service time. Weak shape: ${pods.filter((n) => weakCount(n) > 0).map((n) => `${weakCount(n)} of ${n}`).join(', ')} pods weak. Each burst: n requests, request i sent at i/n s,`,
+          `service time. Weak shape: ${all.filter((x) => x.id.startsWith('weak-')).map((x) => `${weakCount(x.pods.length)} of ${x.pods.length}`).join(', ')} pods weak. Each burst: n requests, request i sent at i/n s,`,
           '`POST /webhooks/rest/webhook` with a new sender, timed to the full response. Cells: "min-max (p95)" in seconds,',
           `nearest-rank percentiles, ${plan.repeats > 1 ? `median over ${plan.repeats} repeats` : 'one run'}.${scaleNote ? ` ${scaleNote.slice(2)} (service times and the window shrunk alike; this magnifies every fixed per-request cost of a proxy 1/${plan.timeScale} times, so ratios to the ideal read higher than in a full run).` : ''}`,
           '',
           'The study\'s pods answer all requests of a burst at about the same late time (its ranges are narrow at 50 and',
-          '100 req/s: processor sharing); the emulated pods are FIFO as the study notes recommend, so our ranges start low.',
+          '100 req/s: processor sharing); the emulated pods are FIFO (the model of shared/study.md), so our ranges start low.',
           'Compare the tops of the ranges (the last answer), which depend only on capacity and balancing.',
           '',
           `Command: \`npm run bench -- study${options.quick ? ' --quick' : ''}\``,
+          '',
+          methodNote,
           '',
           '## All pods equal',
           '',

@@ -23,11 +23,6 @@ export interface Timers {
   clear(timer: NodeJS.Timeout): void;
 }
 
-export const realTimers: Timers = {
-  set: (callback, ms) => setTimeout(callback, ms),
-  clear: (timer) => clearTimeout(timer),
-};
-
 /** A dispatch policy for general (non-sticky) requests other than greedy. */
 export interface Dispatcher {
   /** Called once with the queue's re-plan function, for the policy's own wake-ups. */
@@ -65,7 +60,8 @@ export class CentralQueue {
   /** Waiting tickets, general and pinned. */
   length = 0;
 
-  private readonly timers: Timers;
+  /** Injected timers (tests); undefined: the global ones, called directly on the hot path. */
+  private readonly timers: Timers | undefined;
   private readonly grantQueued = (ticket: Ticket, backend: Backend): void => {
     this.unqueue(ticket);
     this.grant(ticket, backend);
@@ -76,7 +72,7 @@ export class CentralQueue {
     private readonly slots: SlotSource,
     private readonly dispatcher?: Dispatcher,
   ) {
-    this.timers = slots.timers ?? realTimers;
+    this.timers = slots.timers;
     dispatcher?.attach(() => this.replan());
   }
 
@@ -152,11 +148,6 @@ export class CentralQueue {
       }
     }
     this.replan();
-  }
-
-  /** A granted request ended (its pod accounting is the pool's). */
-  released(ticket: Ticket): void {
-    this.dispatcher?.released(ticket);
   }
 
   /** Lets the dispatcher hand free slots to general waiters (after any change it cannot see). */
@@ -237,7 +228,8 @@ export class CentralQueue {
     queue.push(ticket);
     this.length++;
     const code = ticket.deadlineMs < queueLimitMs ? 'DEADLINE_EXCEEDED' : 'QUEUE_TIMEOUT';
-    ticket.timer = this.timers.set(() => this.expire(ticket, code), expiresMs - now);
+    const expire = () => this.expire(ticket, code);
+    ticket.timer = this.timers ? this.timers.set(expire, expiresMs - now) : setTimeout(expire, expiresMs - now);
   }
 
   private expire(ticket: Ticket, code: 'DEADLINE_EXCEEDED' | 'QUEUE_TIMEOUT'): void {
@@ -255,7 +247,8 @@ export class CentralQueue {
 
   private clearTimer(ticket: Ticket): void {
     if (ticket.timer) {
-      this.timers.clear(ticket.timer);
+      if (this.timers) this.timers.clear(ticket.timer);
+      else clearTimeout(ticket.timer);
       ticket.timer = undefined;
     }
   }

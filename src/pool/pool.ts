@@ -48,6 +48,8 @@ export class Pool {
   readonly balancerName: BalancerName;
   readonly adaptive: boolean;
   readonly dispatch: DispatchMode;
+  /** The completion-aware dispatcher, when `dispatch` is earliest-completion; it tracks what runs where. */
+  private readonly planner: EarliestCompletion | undefined;
   private readonly backendsByKey = new Map<string, Backend>();
   private readonly free = new FreeSlots();
   private readonly balancer: Balancer;
@@ -74,7 +76,7 @@ export class Pool {
     this.adaptive = options.adaptive ?? false;
     this.dispatch = options.dispatch ?? 'greedy';
     const timers = options.timers;
-    const dispatcher =
+    const dispatcher = (this.planner =
       this.dispatch === 'earliest-completion'
         ? new EarliestCompletion({
             backends: () => this.backendsByKey.values(),
@@ -82,7 +84,7 @@ export class Pool {
             now: this.now,
             ...(timers ? { timers } : { timers: { set: (cb, ms) => setTimeout(cb, ms).unref(), clear: (t) => clearTimeout(t) } }),
           })
-        : undefined;
+        : undefined);
     this.queue = new CentralQueue(
       options.queue,
       {
@@ -137,7 +139,7 @@ export class Pool {
     if (outcome === 'error') backend.failures++;
     if (latencyMs !== undefined) backend.latency.observe(latencyMs, this.now());
     this.free.update(backend);
-    this.queue.released(ticket);
+    this.planner?.released(ticket);
     for (const l of this.endListeners) l.requestEnded!(backend, outcome, latencyMs, ticket);
     if (backend.state !== 'gone') this.queue.onCapacity(backend);
   }

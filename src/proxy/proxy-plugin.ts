@@ -62,8 +62,10 @@ function onResponse(request: FastifyRequest, reply: FastifyReply, res: ReplyFrom
     sendTokenisedHandshake(ctx, reply, res.stream);
     return;
   }
-  if (ctx.responded(ctx.runtime.pool.now(), res.statusCode)) reply.send(res.stream);
-  else res.stream.destroy();
+  if (ctx.responded(ctx.runtime.pool.now(), res.statusCode)) {
+    res.stream.once('end', () => ctx.releaseSlot());
+    reply.send(res.stream);
+  } else res.stream.destroy();
 }
 
 function onError(reply: FastifyReply, { error }: { error: Error }): void {

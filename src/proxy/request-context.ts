@@ -110,6 +110,16 @@ export class RequestContext extends Ticket {
     }
   }
 
+  /**
+   * The pod is done with this request: its slot goes to the next waiter. Called when the upstream
+   * body ends (the pod is free even if a slow client is still reading), else when the response closes.
+   */
+  releaseSlot(): void {
+    if (this.state !== 'granted') return;
+    const latency = this.firstByteMs > 0 ? this.firstByteMs - this.grantedAtMs : undefined;
+    this.runtime.pool.release(this, this.failed ? 'error' : 'ok', latency);
+  }
+
   /** The response is over (finished or aborted): give the slot back and record the request. */
   finish(): void {
     if (this.closed) return;
@@ -118,10 +128,7 @@ export class RequestContext extends Ticket {
     const { pool, metrics } = this.runtime;
     const now = pool.now();
     if (this.state === 'queued') pool.cancel(this);
-    if (this.state === 'granted') {
-      const latency = this.firstByteMs > 0 ? this.firstByteMs - this.grantedAtMs : undefined;
-      pool.release(this, this.failed ? 'error' : 'ok', latency);
-    }
+    this.releaseSlot();
     if (this.holdsTurn) passTurn(this);
     if (this.socket) return;
     const res = this.reply.raw;
