@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { debugPools, get, Harness, post, waitFor, type PoolView } from './helpers/harness.js';
+import { debugPools, get, Harness, post, settled, waitFor } from './helpers/harness.js';
 
 const h = new Harness();
 after(() => h.stopAll());
@@ -9,12 +9,6 @@ interface ErrorBody {
   error: { code: string; message: string };
 }
 
-async function settled(adminUrl: string): Promise<PoolView[]> {
-  return waitFor('in-flight and queue back to zero', async () => {
-    const pools = await debugPools(adminUrl);
-    return pools.every((p) => p.inflight === 0 && p.queueLength === 0 && p.endpoints.every((e) => e.inflight === 0)) ? pools : undefined;
-  });
-}
 
 test('queue overflow answers 503 QUEUE_FULL with Retry-After at once', async () => {
   const pod = await h.pod({ name: 'overflow', slots: 1, serviceTimeMs: 300 });

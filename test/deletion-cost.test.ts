@@ -9,41 +9,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, validateConfig, type DeletionCostConfig } from '../src/config.js';
-import { DeletionCostWriter, POD_DELETION_COST, type DeletionCostLogger } from '../src/discovery/deletion-cost.js';
+import { DeletionCostWriter, POD_DELETION_COST } from '../src/discovery/deletion-cost.js';
 import { KubernetesDiscovery } from '../src/discovery/kubernetes.js';
 import type { EndpointInfo } from '../src/discovery/types.js';
 import { startRasaPod, type RasaPod } from '../src/emulator/rasa-pod.js';
 import { Gateway } from '../src/gateway.js';
 import { Pool } from '../src/pool/pool.js';
+import { captureLogger } from './helpers/log-capture.js';
+import { waitFor } from './helpers/harness.js';
 import { FakeApiServer, makeSlice } from './helpers/fake-apiserver.js';
 
-async function waitFor<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(10);
-  }
-}
 
-interface LogLine {
-  readonly level: 'warn' | 'info';
-  readonly message: string;
-  readonly details: Record<string, unknown>;
-}
 
-function captureLogger(): { logger: DeletionCostLogger; lines: LogLine[]; warnings: () => LogLine[] } {
-  const lines: LogLine[] = [];
-  return {
-    lines,
-    warnings: () => lines.filter((l) => l.level === 'warn'),
-    logger: {
-      warn: (details, message) => lines.push({ level: 'warn', message, details: details as Record<string, unknown> }),
-      info: (details, message) => lines.push({ level: 'info', message, details: details as Record<string, unknown> }),
-    },
-  };
-}
 
 const deletionCost = (overrides: Partial<DeletionCostConfig> = {}): DeletionCostConfig => ({
   enabled: true,

@@ -10,41 +10,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { validateConfig } from '../src/config.js';
-import { KubernetesDiscovery, type DiscoveryLogger, type KubernetesDiscoveryOptions } from '../src/discovery/kubernetes.js';
+import { KubernetesDiscovery, type KubernetesDiscoveryOptions } from '../src/discovery/kubernetes.js';
 import type { EndpointInfo } from '../src/discovery/types.js';
 import { startRasaPod, type RasaPod } from '../src/emulator/rasa-pod.js';
 import { Gateway } from '../src/gateway.js';
+import { captureLogger } from './helpers/log-capture.js';
+import { waitFor } from './helpers/harness.js';
 import { FakeApiServer, makeSlice, type SliceEndpointSpec } from './helpers/fake-apiserver.js';
 
 const source = { namespace: 'rasa', service: 'rasa', port: 'http' } as const;
 
-async function waitFor<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(10);
-  }
-}
 
-interface LogLine {
-  readonly level: 'warn' | 'info';
-  readonly message: string;
-  readonly details: Record<string, unknown>;
-}
 
-function captureLogger(): { logger: DiscoveryLogger; lines: LogLine[]; warnings: () => LogLine[] } {
-  const lines: LogLine[] = [];
-  return {
-    lines,
-    warnings: () => lines.filter((l) => l.level === 'warn'),
-    logger: {
-      warn: (details, message) => lines.push({ level: 'warn', message, details: details as Record<string, unknown> }),
-      info: (details, message) => lines.push({ level: 'info', message, details: details as Record<string, unknown> }),
-    },
-  };
-}
 
 /** A discovery on the fake server that records every snapshot it delivers. */
 function watchService(fake: FakeApiServer, options: KubernetesDiscoveryOptions & { token?: string } = {}) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { connect } from 'node:net';
-import { debugPools, get, Harness, metricValue, post, waitFor, type PoolView } from './helpers/harness.js';
+import { debugPools, get, Harness, metricValue, post, settled, waitFor } from './helpers/harness.js';
 
 const h = new Harness();
 after(() => h.stopAll());
@@ -10,12 +10,6 @@ interface ErrorBody {
   error: { code: string; message: string };
 }
 
-async function settled(adminUrl: string): Promise<PoolView[]> {
-  return waitFor('in-flight and queue back to zero', async () => {
-    const pools = await debugPools(adminUrl);
-    return pools.every((p) => p.inflight === 0 && p.queueLength === 0 && p.endpoints.every((e) => e.inflight === 0)) ? pools : undefined;
-  });
-}
 
 test('a pod killed mid-burst: idempotent requests are retried elsewhere, others get 2xx or a clear 502', async () => {
   const pods = await h.podSet(3, { name: 'kill', slots: 2, serviceTimeMs: 150 });

@@ -7,7 +7,7 @@
 import client from 'prom-client';
 import type { Pool } from '../pool/pool.js';
 import type { Affinity } from '../affinity/affinity.js';
-import type { BackendState } from '../pool/backend.js';
+import type { Backend, BackendState } from '../pool/backend.js';
 
 const backendStates: readonly BackendState[] = ['ready', 'draining', 'ejected'];
 
@@ -71,164 +71,76 @@ export class PoolMetrics {
   }
 }
 
+type Labelled = Record<string, string | number>;
+
 export class GatewayMetrics {
   readonly registry = new client.Registry();
   private readonly pools = new Map<string, Pool>();
   private readonly affinities = new Map<string, Affinity>();
-  readonly stickyMoves: client.Counter;
-  readonly conversationWaits: client.Counter;
-  readonly unkeyed: client.Counter;
-  readonly retries: client.Counter;
-  readonly cacheRequests: client.Counter;
   private readonly caches = new Map<string, { size: number }>();
-  readonly ejections: client.Counter;
   readonly requests: client.Counter;
   readonly rejected: client.Counter;
   readonly requestDuration: client.Histogram;
   readonly queueWait: client.Histogram;
+  readonly stickyMoves: client.Counter;
+  readonly conversationWaits: client.Counter;
+  readonly unkeyed: client.Counter;
+  readonly retries: client.Counter;
+  readonly ejections: client.Counter;
+  readonly cacheRequests: client.Counter;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
-    const registers = [this.registry];
-    const pools = this.pools;
-    this.requests = new client.Counter({
-      name: 'gateway_requests_total',
-      help: 'Requests answered, by pool and HTTP status (gateway errors included).',
-      labelNames: ['pool', 'code'],
-      registers,
-    });
-    this.rejected = new client.Counter({
-      name: 'gateway_rejected_requests_total',
-      help: 'Requests the gateway answered itself without reaching a pod, by reason (error code).',
-      labelNames: ['pool', 'reason'],
-      registers,
-    });
-    this.requestDuration = new client.Histogram({
-      name: 'gateway_request_duration_seconds',
-      help: 'Time from arrival at the gateway to the end of the response, queue wait included.',
-      labelNames: ['pool'],
-      buckets: latencyBuckets,
-      registers,
-    });
-    this.queueWait = new client.Histogram({
-      name: 'gateway_queue_wait_seconds',
-      help: 'Time requests spent waiting for a slot (zero when one was free).',
-      labelNames: ['pool'],
-      buckets: [0, ...latencyBuckets],
-      registers,
-    });
-    const affinities = this.affinities;
-    this.stickyMoves = new client.Counter({
-      name: 'gateway_sticky_moves_total',
-      help: 'Conversations moved to another pod because theirs left (removed) or failed (ejected).',
-      labelNames: ['pool', 'reason'],
-      registers,
-    });
-    this.conversationWaits = new client.Counter({
-      name: 'gateway_conversation_waits_total',
-      help: 'Requests that waited for an earlier request of the same conversation to finish.',
-      labelNames: ['pool'],
-      registers,
-    });
-    this.unkeyed = new client.Counter({
-      name: 'gateway_affinity_unkeyed_total',
-      help: 'Requests on keyed routes proxied without a conversation key (e.g. a webhook body that is not JSON).',
-      labelNames: ['pool', 'reason'],
-      registers,
-    });
-    this.retries = new client.Counter({
-      name: 'gateway_retries_total',
-      help: 'Attempts sent to another pod after a safe-to-retry failure, by reason.',
-      labelNames: ['pool', 'reason'],
-      registers,
-    });
-    this.ejections = new client.Counter({
-      name: 'gateway_ejections_total',
-      help: 'Pods taken out of rotation: passive (consecutive failures) or health (failed probes).',
-      labelNames: ['pool', 'reason'],
-      registers,
-    });
-    this.cacheRequests = new client.Counter({
-      name: 'gateway_cache_requests_total',
-      help: 'Parse requests by cache result: hit, miss (went upstream), coalesced (shared an in-flight request), bypass.',
-      labelNames: ['pool', 'result'],
-      registers,
-    });
-    const caches = this.caches;
-    new client.Gauge({
-      name: 'gateway_cache_entries',
-      help: 'Answers held in the parse cache.',
-      labelNames: ['pool'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [pool, cache] of caches) this.labels(pool).set(cache.size);
-      },
-    });
-    new client.Gauge({
-      name: 'gateway_sticky_sessions',
-      help: 'Conversations this replica remembers a pod for.',
-      labelNames: ['pool'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [pool, affinity] of affinities) this.labels(pool).set(affinity.size);
-      },
-    });
-    new client.Gauge({
-      name: 'gateway_queue_length',
-      help: 'Requests waiting in the pool queue for a slot.',
-      labelNames: ['pool'],
-      registers,
-      collect() {
-        this.reset();
-        for (const pool of pools.values()) this.labels(pool.name).set(pool.queue.length);
-      },
-    });
-    new client.Gauge({
-      name: 'gateway_inflight_requests',
-      help: 'Requests holding a slot on a pod of the pool.',
-      labelNames: ['pool'],
-      registers,
-      collect() {
-        this.reset();
-        for (const pool of pools.values()) this.labels(pool.name).set(pool.inflight);
-      },
-    });
-    new client.Gauge({
-      name: 'gateway_endpoint_inflight_requests',
-      help: 'Requests in flight per pod.',
-      labelNames: ['pool', 'endpoint'],
-      registers,
-      collect() {
-        this.reset();
-        for (const pool of pools.values()) for (const b of pool.backends) this.labels(pool.name, b.key).set(b.inflight);
-      },
-    });
-    new client.Gauge({
-      name: 'gateway_endpoint_slots',
-      help: 'Slots per pod: requests it may have in flight at once (+Inf when unlimited).',
-      labelNames: ['pool', 'endpoint'],
-      registers,
-      collect() {
-        this.reset();
-        for (const pool of pools.values()) for (const b of pool.backends) this.labels(pool.name, b.key).set(b.limit);
-      },
-    });
-    new client.Gauge({
-      name: 'gateway_endpoints',
-      help: 'Pods in the pool by state.',
-      labelNames: ['pool', 'state'],
-      registers,
-      collect() {
-        this.reset();
-        for (const pool of pools.values()) {
-          const counts = new Map<string, number>(backendStates.map((s) => [s, 0]));
-          for (const b of pool.backends) counts.set(b.state, (counts.get(b.state) ?? 0) + 1);
-          for (const [state, n] of counts) this.labels(pool.name, state).set(n);
-        }
-      },
-    });
+    const { pools, affinities, caches } = this;
+    const counter = (name: string, help: string, labelNames: string[]) => new client.Counter({ name, help, labelNames, registers: [this.registry] });
+    const histogram = (name: string, help: string, buckets: number[]) =>
+      new client.Histogram({ name, help, labelNames: ['pool'], buckets, registers: [this.registry] });
+    /** A gauge computed at scrape time: `samples` lists every current series (others vanish). */
+    const gauge = (name: string, help: string, labelNames: string[], samples: () => Iterable<[Labelled, number]>) =>
+      new client.Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const [labels, value] of samples()) this.set(labels, value);
+        },
+      });
+    function* perPool(valueOf: (pool: Pool) => number): Iterable<[Labelled, number]> {
+      for (const pool of pools.values()) yield [{ pool: pool.name }, valueOf(pool)];
+    }
+    function* perEndpoint(valueOf: (b: Backend) => number): Iterable<[Labelled, number]> {
+      for (const pool of pools.values()) for (const b of pool.backends) yield [{ pool: pool.name, endpoint: b.key }, valueOf(b)];
+    }
+    function* perState(): Iterable<[Labelled, number]> {
+      for (const pool of pools.values()) {
+        const counts = new Map<string, number>(backendStates.map((s) => [s, 0]));
+        for (const b of pool.backends) counts.set(b.state, (counts.get(b.state) ?? 0) + 1);
+        for (const [state, n] of counts) yield [{ pool: pool.name, state }, n];
+      }
+    }
+    function* sizes(of: Map<string, { size: number }>): Iterable<[Labelled, number]> {
+      for (const [pool, x] of of) yield [{ pool }, x.size];
+    }
+
+    this.requests = counter('gateway_requests_total', 'Requests answered, by pool and HTTP status (gateway errors included).', ['pool', 'code']);
+    this.rejected = counter('gateway_rejected_requests_total', 'Requests the gateway answered itself without reaching a pod, by reason (error code).', ['pool', 'reason']);
+    this.requestDuration = histogram('gateway_request_duration_seconds', 'Time from arrival at the gateway to the end of the response, queue wait included.', latencyBuckets);
+    this.queueWait = histogram('gateway_queue_wait_seconds', 'Time requests spent waiting for a slot (zero when one was free).', [0, ...latencyBuckets]);
+    this.stickyMoves = counter('gateway_sticky_moves_total', 'Conversations moved to another pod because theirs left (removed) or failed (ejected).', ['pool', 'reason']);
+    this.conversationWaits = counter('gateway_conversation_waits_total', 'Requests that waited for an earlier request of the same conversation to finish.', ['pool']);
+    this.unkeyed = counter('gateway_affinity_unkeyed_total', 'Requests on keyed routes proxied without a conversation key (e.g. a webhook body that is not JSON).', ['pool', 'reason']);
+    this.retries = counter('gateway_retries_total', 'Attempts sent to another pod after a safe-to-retry failure, by reason.', ['pool', 'reason']);
+    this.ejections = counter('gateway_ejections_total', 'Pods taken out of rotation: passive (consecutive failures) or health (failed probes).', ['pool', 'reason']);
+    this.cacheRequests = counter('gateway_cache_requests_total', 'Parse requests by cache result: hit, miss (went upstream), coalesced (shared an in-flight request), bypass.', ['pool', 'result']);
+    gauge('gateway_cache_entries', 'Answers held in the parse cache.', ['pool'], () => sizes(caches));
+    gauge('gateway_sticky_sessions', 'Conversations this replica remembers a pod for.', ['pool'], () => sizes(affinities));
+    gauge('gateway_queue_length', 'Requests waiting in the pool queue for a slot.', ['pool'], () => perPool((p) => p.queue.length));
+    gauge('gateway_inflight_requests', 'Requests holding a slot on a pod of the pool.', ['pool'], () => perPool((p) => p.inflight));
+    gauge('gateway_endpoint_inflight_requests', 'Requests in flight per pod.', ['pool', 'endpoint'], () => perEndpoint((b) => b.inflight));
+    gauge('gateway_endpoint_slots', 'Slots per pod: requests it may have in flight at once (+Inf when unlimited).', ['pool', 'endpoint'], () => perEndpoint((b) => b.limit));
+    gauge('gateway_endpoints', 'Pods in the pool by state.', ['pool', 'state'], perState);
   }
 
   addPool(pool: Pool, affinity?: Affinity, cache?: { size: number }): PoolMetrics {

@@ -108,6 +108,14 @@ export async function debugPools(adminUrl: string): Promise<PoolView[]> {
   return res.body.pools;
 }
 
+/** Waits until every pool's in-flight count and queue are back to zero (no leaked slot or waiter). */
+export async function settled(adminUrl: string): Promise<PoolView[]> {
+  return waitFor('in-flight and queue back to zero', async () => {
+    const pools = await debugPools(adminUrl);
+    return pools.every((p) => p.inflight === 0 && p.queueLength === 0 && p.endpoints.every((e) => e.inflight === 0)) ? pools : undefined;
+  });
+}
+
 /** Sum of one metric's samples matching every given label, from a Prometheus text scrape. */
 export function metricValue(scrape: string, name: string, labels: Record<string, string> = {}): number | undefined {
   let found: number | undefined;
