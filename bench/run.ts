@@ -11,13 +11,16 @@ import { parseArgs } from 'node:util';
 import { defaultResultsDir, gatewayMain } from './lib/paths.js';
 import { clock } from './lib/progress.js';
 import type { BenchOptions, Prepared, Scenario } from './lib/scenario.js';
+import { autoscale } from './scenarios/autoscale.js';
 import { burst } from './scenarios/burst.js';
+import { cache } from './scenarios/cache.js';
 import { mixed } from './scenarios/mixed.js';
 import { overhead } from './scenarios/overhead.js';
 import { replicas } from './scenarios/replicas.js';
+import { soak } from './scenarios/soak.js';
 import { study } from './scenarios/study.js';
 
-const scenarios: readonly Scenario[] = [burst, study, mixed, overhead, replicas];
+const scenarios: readonly Scenario[] = [burst, study, mixed, overhead, replicas, cache, soak, autoscale];
 
 const usage = `Usage: npm run bench -- <scenario...|all> [options]
 

@@ -7,7 +7,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, validateConfig, type DeletionCostConfig } from '../src/config.js';
 import { DeletionCostWriter, POD_DELETION_COST } from '../src/discovery/deletion-cost.js';
 import { KubernetesDiscovery } from '../src/discovery/kubernetes.js';

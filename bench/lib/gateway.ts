@@ -3,7 +3,8 @@
  * with a generated YAML config, ports chosen by the OS (read back from the listening line), ready
  * once /readyz answers 200. A row's pool settings are plain data merged into the pool's config, so a
  * new setting (`slotsPerEndpoint: auto`, a new balancer) is one line in a scenario, and `check` asks
- * the built gateway whether it accepts a setting before the bench plans a row on it.
+ * the built gateway whether it accepts a setting before the bench plans a row on it. `extras` adds
+ * pools, routes and top-level keys for scenarios that need more than one pool behind `/`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,28 +15,43 @@ import { benchTmp, runSync, startProcess, waitHttpOk, type Proc } from './procs.
 /** Pool keys of the gateway config (balancer, slotsPerEndpoint, queue, ...); endpoints are added. */
 export type PoolSettings = Readonly<Record<string, unknown>>;
 
-export function gatewayConfig(endpoints: readonly string[], pool: PoolSettings): object {
+/** More of the config than one pool behind `/` (the soak and autoscale scenarios). */
+export interface ConfigExtras {
+  /** Pools beside `default`, each with its endpoints (ignored when its settings name `kubernetes`). */
+  readonly pools?: Readonly<Record<string, { readonly endpoints: readonly string[]; readonly pool: PoolSettings }>>;
+  /** The route table (default: every path to `default`). */
+  readonly routes?: readonly Readonly<Record<string, unknown>>[];
+  /** Top-level keys merged in: limits, publicRoutes, log, ... */
+  readonly top?: Readonly<Record<string, unknown>>;
+}
+
+/** A pool with the bench's defaults (long queue and timeouts); `kubernetes:` settings replace the endpoint list. */
+function poolConfig(endpoints: readonly string[], pool: PoolSettings): object {
+  return {
+    ...('kubernetes' in pool ? {} : { endpoints: [...endpoints] }),
+    queue: { maxLength: 100_000, maxWaitMs: 300_000 },
+    upstreamTimeoutMs: 300_000,
+    ...pool,
+  };
+}
+
+export function gatewayConfig(endpoints: readonly string[], pool: PoolSettings, extras: ConfigExtras = {}): object {
+  const more = Object.entries(extras.pools ?? {}).map(([name, p]) => [name, poolConfig(p.endpoints, p.pool)] as const);
   return {
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
     log: { level: 'warn' },
     shutdown: { drainTimeoutMs: 1000 },
-    pools: {
-      default: {
-        endpoints: [...endpoints],
-        queue: { maxLength: 100_000, maxWaitMs: 300_000 },
-        upstreamTimeoutMs: 300_000,
-        ...pool,
-      },
-    },
-    routes: [{ prefix: '/', pool: 'default' }],
+    pools: { default: poolConfig(endpoints, pool), ...Object.fromEntries(more) },
+    routes: extras.routes ? extras.routes.map((r) => ({ ...r })) : [{ prefix: '/', pool: 'default' }],
+    ...extras.top,
   };
 }
 
-function writeConfig(dir: string, endpoints: readonly string[], pool: PoolSettings): string {
+function writeConfig(dir: string, endpoints: readonly string[], pool: PoolSettings, extras?: ConfigExtras): string {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'gateway.yaml');
-  writeFileSync(file, stringify(gatewayConfig(endpoints, pool)));
+  writeFileSync(file, stringify(gatewayConfig(endpoints, pool, extras)));
   return file;
 }
 
@@ -59,14 +75,23 @@ export interface GatewayOptions {
   readonly replicas?: number;
   /** taskset core list for every replica (the overhead scenario keeps the proxy on its own core). */
   readonly cpus?: string;
+  readonly extras?: ConfigExtras;
+  /** Environment added to each replica's (KUBECONFIG for `kubernetes:` pools). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Node.js flags before the script (e.g. --inspect=127.0.0.1:0). */
+  readonly nodeArgs?: readonly string[];
 }
 
 export async function startGateways(options: GatewayOptions): Promise<Gateways> {
   const replicas = options.replicas ?? 1;
   const dir = benchTmp('gateway');
-  const file = writeConfig(dir, options.endpoints, options.pool);
+  const file = writeConfig(dir, options.endpoints, options.pool, options.extras);
   const procs = Array.from({ length: replicas }, (_, i) =>
-    startProcess(process.execPath, [gatewayMain, '--config', file], { logFile: join(dir, `gateway-${i}.log`), ...(options.cpus ? { cpus: options.cpus } : {}) }),
+    startProcess(process.execPath, [...(options.nodeArgs ?? []), gatewayMain, '--config', file], {
+      logFile: join(dir, `gateway-${i}.log`),
+      ...(options.cpus ? { cpus: options.cpus } : {}),
+      ...(options.env ? { env: options.env } : {}),
+    }),
   );
   const stop = async () => {
     await Promise.all(procs.map((p) => p.stop()));

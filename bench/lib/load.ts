@@ -10,15 +10,22 @@
  * - `perConnection`: kube-proxy's behaviour with keep-alive clients: each new TCP connection lands on
  *   a random pod and stays there; a request reuses the most recently freed idle connection (Node's
  *   agent does LIFO) or opens a new one.
+ *
+ * Sustained open loops (cache, soak, autoscale): `arrivals` turns a rate (constant or varying over
+ * time) into send times, Poisson or evenly spaced, and `openLoop` fires each request at its time
+ * without waiting for earlier answers, from one timer that sends whatever is due.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { Client, Pool, type Dispatcher } from 'undici';
 import { benchTmp, hasCommand, runAsync } from './procs.js';
 
 export interface Reply {
   readonly status: number;
   readonly pod: string | undefined;
+  /** The gateway's `x-gateway-cache` answer header (hit, miss, coalesced), when present. */
+  readonly cache?: string;
   readonly error?: string;
 }
 
@@ -35,24 +42,47 @@ export interface Sender {
 
 const clientOptions = { pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 300_000, bodyTimeout: 300_000 };
 
-async function request(dispatcher: Dispatcher, path: string, body: string | undefined): Promise<Reply> {
+export interface Call {
+  readonly path: string;
+  /** Default: POST with a body, else GET. */
+  readonly method?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** A string is sent with content-length; a stream is sent chunked. Default content type: JSON. */
+  readonly body?: string | Readable;
+  readonly signal?: AbortSignal;
+}
+
+const firstHeader = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
+
+/** One request on a dispatcher, read to the end of the body; never throws (errors are a status 0). */
+export async function call(dispatcher: Dispatcher, c: Call): Promise<Reply> {
   try {
     const res = await dispatcher.request({
-      path,
-      method: body === undefined ? 'GET' : 'POST',
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body }),
+      path: c.path,
+      method: (c.method ?? (c.body === undefined ? 'GET' : 'POST')) as Dispatcher.HttpMethod,
+      headers: { ...(c.body === undefined ? {} : { 'content-type': 'application/json' }), ...c.headers },
+      ...(c.body === undefined ? {} : { body: c.body }),
+      ...(c.signal ? { signal: c.signal } : {}),
     });
     await res.body.text();
-    const pod = res.headers['x-rasa-pod'];
-    return { status: res.statusCode, pod: Array.isArray(pod) ? pod[0] : pod };
+    const cache = firstHeader(res.headers['x-gateway-cache']);
+    return { status: res.statusCode, pod: firstHeader(res.headers['x-rasa-pod']), ...(cache ? { cache } : {}) };
   } catch (err) {
     return { status: 0, pod: undefined, error: (err as Error).message };
   }
 }
 
+function request(dispatcher: Dispatcher, path: string, body: string | undefined): Promise<Reply> {
+  return call(dispatcher, body === undefined ? { path } : { path, body });
+}
+
+/** undici Pool options of every keep-alive client of the bench (long timeouts: queues may be long). */
+export function keepAlivePool(origin: string, connections = 1024): Pool {
+  return new Pool(origin, { ...clientOptions, connections });
+}
+
 export function perRequest(origins: readonly string[], connections = 1024): Sender {
-  const pools = origins.map((o) => new Pool(o, { ...clientOptions, connections }));
+  const pools = origins.map((o) => keepAlivePool(o, connections));
   let next = 0;
   return {
     description: origins.length === 1 ? 'one keep-alive pool' : `round-robin per request over ${origins.length} origins`,
@@ -133,6 +163,77 @@ export async function runBurst(sender: Sender, options: BurstOptions): Promise<B
       }, Math.max(0, at - performance.now()));
     });
   return Promise.all(Array.from({ length: options.n }, (_, i) => one(i)));
+}
+
+/** Requests per second at `tMs` after the start of a run. */
+export type Rate = (tMs: number) => number;
+
+/**
+ * Send times (ms from the start, ascending) for `rate` over `durationMs`. Poisson: a homogeneous
+ * process at the highest rate, thinned to rate(t) (exact for a varying rate); even: each gap is
+ * 1/rate at the time of the previous send. `peak` bounds rate(t) (found by sampling when omitted).
+ */
+export function arrivals(rate: Rate, durationMs: number, kind: 'poisson' | 'even', random: () => number, peak?: number): number[] {
+  const out: number[] = [];
+  if (kind === 'even') {
+    for (let t = 0; t < durationMs; ) {
+      const r = rate(t);
+      if (r > 0) out.push(t);
+      t += r > 0 ? 1000 / r : 10;
+    }
+    return out;
+  }
+  let max = peak ?? 0;
+  if (peak === undefined) for (let t = 0; t <= durationMs; t += 10) max = Math.max(max, rate(t));
+  if (!(max > 0)) return out;
+  for (let t = -Math.log(1 - random()) * (1000 / max); t < durationMs; t += -Math.log(1 - random()) * (1000 / max)) {
+    if (random() * max < rate(t)) out.push(t);
+  }
+  return out;
+}
+
+export interface OpenLoopResult<T> {
+  /** When each request was handed to `fire`, ms after the first scheduled send. */
+  readonly sentMs: number[];
+  /** How long each took until its promise settled (ms). */
+  readonly latencyMs: number[];
+  readonly results: T[];
+}
+
+/**
+ * An open loop: request i is fired at `at[i]` ms (from one timer that sends everything due, so a
+ * late timer never reorders sends) whether or not earlier requests were answered. Resolves when
+ * every request settled. `fire` should not reject (a rejection is recorded as its result: undefined).
+ */
+export function openLoop<T>(at: readonly number[], fire: (i: number) => Promise<T>): Promise<OpenLoopResult<T>> {
+  const n = at.length;
+  const sentMs = new Array<number>(n).fill(NaN);
+  const latencyMs = new Array<number>(n).fill(NaN);
+  const results = new Array<T>(n);
+  if (n === 0) return Promise.resolve({ sentMs, latencyMs, results });
+  return new Promise((resolve) => {
+    const t0 = performance.now() + 5;
+    let next = 0;
+    let settled = 0;
+    const done = (i: number, sent: number, value: T) => {
+      latencyMs[i] = performance.now() - sent;
+      results[i] = value;
+      if (++settled === n) resolve({ sentMs, latencyMs, results });
+    };
+    const tick = () => {
+      const now = performance.now();
+      while (next < n && (at[next] as number) <= now - t0) {
+        const i = next++;
+        sentMs[i] = now - t0;
+        fire(i).then(
+          (v) => done(i, now, v),
+          () => done(i, now, undefined as T),
+        );
+      }
+      if (next < n) setTimeout(tick, Math.max(0, t0 + (at[next] as number) - performance.now()));
+    };
+    setTimeout(tick, Math.max(0, t0 + (at[0] as number) - performance.now()));
+  });
 }
 
 export interface ClosedLoopResult {

@@ -1,9 +1,10 @@
 /**
  * A small plotting module: charts are SVG strings built here (no chart library, nothing downloaded),
- * turned into PNG by @resvg/resvg-js with a font from /usr/share/fonts/truetype. Two kinds cover the
+ * turned into PNG by @resvg/resvg-js with a font from /usr/share/fonts/truetype. Three kinds cover the
  * scenarios: horizontal grouped bars (one block per strategy, one bar per burst size, a whisker to the
- * max, a tick for a reference such as the ideal) and line panels (p95 against burst size, one panel
- * per cluster size, log scale when values span decades).
+ * max, a tick for a reference such as the ideal), line panels (p95 against burst size, one panel
+ * per cluster size, log scale when values span decades) and stacked time series (soak, autoscale:
+ * panels over one numeric time axis, each with its own y axis and unit, shaded phases).
  */
 import { Resvg } from '@resvg/resvg-js';
 import { existsSync, readdirSync } from 'node:fs';
@@ -246,6 +247,105 @@ export function linePanels(o: LinePanelsOptions): Chart {
   parts.push(text(left + (width - left - right) / 2, top + panelH + 34, o.xLabel, 'font-size="13" text-anchor="middle"'));
   parts.push(legend(names, left, top + panelH + 58, width - left - right));
   return { name: o.name, svg: svg(width, height, parts) };
+}
+
+export interface TimeLine {
+  readonly name: string;
+  /** [x, y] in x order; y undefined (or not finite) breaks the line. */
+  readonly points: readonly (readonly [number, number | undefined])[];
+  readonly color?: string;
+  readonly dashed?: boolean;
+  /** Draw as stairs (a count that holds until the next point, e.g. pods). */
+  readonly step?: boolean;
+}
+
+export interface TimePanel {
+  readonly title: string;
+  readonly yLabel: string;
+  readonly series: readonly TimeLine[];
+  /** Log scale (default: when the positive values span more than a factor 50). */
+  readonly logY?: boolean;
+  /** Linear axes start at 0 and reach at least this. */
+  readonly yMinTop?: number;
+}
+
+export interface TimeSeriesOptions {
+  readonly name: string;
+  readonly title: string;
+  readonly subtitle?: string;
+  readonly xLabel: string;
+  readonly panels: readonly TimePanel[];
+  /** Shaded x ranges with a label at the top of the first panel (load phases). */
+  readonly spans?: readonly { readonly from: number; readonly to: number; readonly label: string }[];
+}
+
+/** Panels stacked over one numeric x axis (time), each with its own y axis and legend. */
+export function timeSeries(o: TimeSeriesOptions): Chart {
+  const width = 1200;
+  const left = 78;
+  const right = 20;
+  const plotW = width - left - right;
+  const panelH = 210;
+  const xs = o.panels.flatMap((p) => p.series.flatMap((s) => s.points.map((pt) => pt[0]))).filter((v) => Number.isFinite(v));
+  const xTicks = niceTicks(Math.max(...xs, ...(o.spans ?? []).map((s) => s.to), 1e-9), 10);
+  const xMax = xTicks[xTicks.length - 1] as number;
+  const x = (v: number) => left + (Math.max(0, Math.min(v, xMax)) / xMax) * plotW;
+  const parts: string[] = [];
+  parts.push(text(16, 28, o.title, 'font-size="18" font-weight="bold"'));
+  if (o.subtitle) parts.push(text(16, 50, o.subtitle, 'font-size="13" fill="#444"'));
+  let y0 = o.subtitle ? 72 : 52;
+  let color = 0;
+  o.panels.forEach((p, i) => {
+    const items = p.series.map((s) => ({ name: s.name, color: s.color ?? (palette[color++ % palette.length] as string), ...(s.dashed ? { dashed: true } : {}) }));
+    parts.push(text(left, y0 + 14, p.title, 'font-size="14" font-weight="bold"'));
+    const legendTop = y0 + 34;
+    parts.push(legend(items, left, legendTop, plotW));
+    const top = legendTop + legendHeight(items, plotW) - 6;
+    const values = p.series.flatMap((s) => s.points.map((pt) => pt[1])).filter((v): v is number => v !== undefined && Number.isFinite(v));
+    const positive = values.filter((v) => v > 0);
+    const vMax = Math.max(...values, p.yMinTop ?? 0, 1e-9);
+    const log = p.logY ?? (positive.length > 0 && Math.max(...positive) / Math.min(...positive) > 50);
+    const lo = log ? 10 ** Math.floor(Math.log10(Math.min(...positive))) : 0;
+    const yTicks = log ? logTicks(lo, vMax * 1.05) : niceTicks(vMax, 4);
+    const hi = log ? Math.max(yTicks[yTicks.length - 1] as number, vMax) : (yTicks[yTicks.length - 1] as number);
+    const y = (v: number) => top + panelH - (log ? (Math.log(Math.max(v, lo) / lo) / Math.log(hi / lo)) * panelH : (Math.min(v, hi) / hi) * panelH);
+    for (const s of o.spans ?? []) {
+      parts.push(`<rect x="${x(s.from).toFixed(1)}" y="${top}" width="${Math.max(0, x(s.to) - x(s.from)).toFixed(1)}" height="${panelH}" fill="#000" fill-opacity="${(o.spans ?? []).indexOf(s) % 2 === 0 ? 0.035 : 0.07}"/>`);
+      if (i === 0) parts.push(text((x(s.from) + x(s.to)) / 2, top + 14, s.label, 'font-size="11" text-anchor="middle" fill="#555"'));
+    }
+    parts.push(`<rect x="${left}" y="${top}" width="${plotW}" height="${panelH}" fill="none" stroke="#999"/>`);
+    for (const t of yTicks) {
+      if (t < lo || t > hi) continue;
+      parts.push(`<line x1="${left}" y1="${y(t).toFixed(1)}" x2="${left + plotW}" y2="${y(t).toFixed(1)}" stroke="#e6e6e6"/>`);
+      parts.push(text(left - 6, y(t) + 4, tickLabel(t), 'font-size="11" text-anchor="end" fill="#333"'));
+    }
+    for (const t of xTicks) {
+      parts.push(`<line x1="${x(t).toFixed(1)}" y1="${top}" x2="${x(t).toFixed(1)}" y2="${top + panelH}" stroke="#f0f0f0"/>`);
+      parts.push(text(x(t), top + panelH + 15, tickLabel(t), 'font-size="11" text-anchor="middle" fill="#333"'));
+    }
+    parts.push(text(18, top + panelH / 2, p.yLabel, `font-size="12" text-anchor="middle" transform="rotate(-90 18 ${top + panelH / 2})"`));
+    p.series.forEach((s, k) => {
+      const c = items[k] as { color: string; dashed?: boolean };
+      let path = '';
+      let prev: number | undefined;
+      for (const [px, py] of s.points) {
+        if (py === undefined || !Number.isFinite(py) || (log && py <= 0)) {
+          prev = undefined;
+          continue;
+        }
+        const X = x(px).toFixed(1);
+        const Y = y(py).toFixed(1);
+        if (prev === undefined) path += `M${X},${Y}`;
+        else path += s.step ? `H${X}V${Y}` : `L${X},${Y}`;
+        prev = py;
+      }
+      if (path) parts.push(`<path d="${path}" fill="none" stroke="${c.color}" stroke-width="${s.dashed ? 2 : 1.7}"${s.dashed ? ' stroke-dasharray="6,4"' : ''}/>`);
+    });
+    y0 = top + panelH + 26;
+  });
+  parts.push(text(left + plotW / 2, y0 + 4, o.xLabel, 'font-size="13" text-anchor="middle"'));
+  const height = y0 + 20;
+  return { name: o.name, svg: svg(width, height, [`<rect width="${width}" height="${height}" fill="#fff"/>`, ...parts]) };
 }
 
 function svg(width: number, height: number, parts: readonly string[]): string {

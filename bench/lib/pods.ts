@@ -53,10 +53,19 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-export async function startCluster(s: Shape, timeScale = 1): Promise<Cluster> {
-  const pods = await Promise.all(
-    s.pods.map((p) => startRasaPod({ name: p.name, slots: p.slots, serviceTimeMs: p.serviceMs * timeScale })),
-  );
+/** Pod options beyond the shape: Rasa's `--auth-token` and the model each pod reports on /status. */
+export interface PodExtras {
+  readonly authToken?: string;
+  readonly modelId?: string;
+}
+
+/** One emulated pod of a spec, at a time scale, listening on 127.0.0.1. */
+export function startPod(p: PodSpec, timeScale = 1, extras: PodExtras = {}): Promise<RasaPod> {
+  return startRasaPod({ name: p.name, slots: p.slots, serviceTimeMs: p.serviceMs * timeScale, ...extras });
+}
+
+export async function startCluster(s: Shape, timeScale = 1, extras: PodExtras = {}): Promise<Cluster> {
+  const pods = await Promise.all(s.pods.map((p) => startPod(p, timeScale, extras)));
   const seen = pods.map(() => 0);
   return {
     shape: s,

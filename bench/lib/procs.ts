@@ -60,6 +60,8 @@ export interface SpawnOptions {
   readonly cpus?: string;
   readonly cwd?: string;
   readonly logFile: string;
+  /** Added to this process's environment (e.g. KUBECONFIG). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export function hasCommand(cmd: string): string | undefined {
@@ -78,7 +80,7 @@ function pinned(cmd: string, args: readonly string[], cpus: string | undefined):
 export function startProcess(cmd: string, args: readonly string[], options: SpawnOptions): Proc {
   hookExit();
   const [file, argv] = pinned(cmd, args, options.cpus);
-  const child = spawn(file, argv, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(file, argv, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'], ...(options.env ? { env: { ...process.env, ...options.env } } : {}) });
   live.add(child);
   const log = createWriteStream(options.logFile);
   let text = '';
@@ -176,6 +178,38 @@ export async function freePort(): Promise<number> {
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Calls `fn` every `intervalMs` (drift-free: on a fixed grid from the start; a slow call skips the
+ * ticks it overran, never overlaps). `stop()` resolves once the call in progress, if any, ended.
+ */
+export function periodic(intervalMs: number, fn: (tick: number) => Promise<void> | void): { stop(): Promise<void> } {
+  const t0 = performance.now();
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const schedule = (tick: number) => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = (async () => {
+        try {
+          await fn(tick);
+        } catch (err) {
+          process.stderr.write(`periodic task failed: ${(err as Error).message}\n`);
+        }
+      })();
+      void running.then(() => schedule(Math.max(tick + 1, Math.ceil((performance.now() - t0) / intervalMs))));
+    }, Math.max(0, t0 + tick * intervalMs - performance.now()));
+  };
+  schedule(0);
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
+
 /** Polls a URL until it answers 200 (readiness) or the time is up. */
 export async function waitHttpOk(url: string, timeoutMs: number, proc?: Proc): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -223,6 +257,16 @@ export function cpuSeconds(pid: number): number {
       for (const [child, s] of stats) if (s.ppid === p) todo.push(child);
     }
     return ticks / clockTicks;
+  } catch {
+    return NaN;
+  }
+}
+
+/** A `kB` field of /proc/<pid>/status (VmRSS, VmHWM, ...) in bytes; NaN without /proc or the field. */
+export function procStatusBytes(pid: number, field: string): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : NaN;
   } catch {
     return NaN;
   }

@@ -59,3 +59,20 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * Items grouped into consecutive windows of `widthMs` by their time (window k holds times in
+ * [k*width, (k+1)*width)); `count` windows, or as many as the latest time needs. Times below 0 or
+ * not finite are left out.
+ */
+export function windows<T>(items: readonly T[], timeOf: (x: T) => number, widthMs: number, count?: number): T[][] {
+  let n = count ?? 0;
+  if (count === undefined) for (const x of items) n = Math.max(n, Math.floor(timeOf(x) / widthMs) + 1);
+  const out: T[][] = Array.from({ length: n }, () => []);
+  for (const x of items) {
+    const t = timeOf(x);
+    if (!Number.isFinite(t) || t < 0) continue;
+    out[Math.floor(t / widthMs)]?.push(x);
+  }
+  return out;
+}

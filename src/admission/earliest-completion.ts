@@ -17,9 +17,11 @@
  * the free slot's service time at most, and a wake-up timer re-plans when no event comes. An ejected, draining or removed pod drops out of the plan at once. Held waiters are ordinary
  * queued tickets: max wait, deadline and client abort apply unchanged.
  *
- * Cost: O(pods) per arrival and O(walked waiters x pods) per planning event, the walk bounded by
- * MAX_WALK. That is a scan, not an index, on purpose: a Rasa pool has a handful to a few dozen pods
- * (each several GB), the scan is a few hundred nanoseconds, and the static-slot pools never run this.
+ * Cost: O(1) when no pod has room (most events under a backlog); otherwise O(pods x slots) to build
+ * the plan plus O(log pods) per waiter walked (a heap by expected completion), the walk bounded by
+ * MAX_WALK. Building is a scan, not an incremental index, on purpose: predictions move with the clock,
+ * a Rasa pool has a handful to a few dozen pods (each several GB), and that is a few microseconds
+ * against the proxy's ~50 us per request. Static-slot pools never run any of this.
  */
 import type { Backend } from '../pool/backend.js';
 import type { Candidates } from '../balancer/types.js';
@@ -30,6 +32,8 @@ import type { Dispatcher, Timers } from './central-queue.js';
 export interface CompletionSource {
   /** Every pod of the pool, whatever its state. */
   backends(): Iterable<Backend>;
+  /** Whether any pod that takes new work has room for one more request (O(1)). */
+  hasRoom(): boolean;
   /** The pool's balancer, for pods whose expected completions tie. */
   pick(candidates: Candidates): Backend | undefined;
   now(): number;
@@ -53,6 +57,10 @@ interface PodPlan {
   serviceMs: number;
   /** Requests it may still be sent now (limit - in flight). */
   admit: number;
+  /** When a request given to it next would be done (the heap key while planning). */
+  done: number;
+  /** Position in the planning heap. */
+  index: number;
   /** When each of its servers (proven slots) is next free, ascending; may be `now`. */
   readonly servers: number[];
 }
@@ -61,6 +69,7 @@ export class EarliestCompletion implements Dispatcher {
   private readonly pods = new WeakMap<Backend, PodPlan>();
   private readonly plans: PodPlan[] = [];
   private readonly scratch = new ScratchCandidates();
+  private readonly stack: number[] = [];
   private timer: NodeJS.Timeout | undefined;
   private wakeAtMs = Infinity;
   /** Set while planning: a grant's callback that admits or releases re-plans after, not inside. */
@@ -91,7 +100,7 @@ export class EarliestCompletion implements Dispatcher {
   private podOf(backend: Backend): PodPlan {
     let pod = this.pods.get(backend);
     if (!pod) {
-      pod = { backend, running: new TicketQueue(), serviceMs: 0, admit: 0, servers: [] };
+      pod = { backend, running: new TicketQueue(), serviceMs: 0, admit: 0, servers: [], done: 0, index: 0 };
       this.pods.set(backend, pod);
     }
     return pod;
@@ -123,12 +132,19 @@ export class EarliestCompletion implements Dispatcher {
   }
 
   private planOnce(queue: TicketQueue, grant: (ticket: Ticket, backend: Backend) => void): void {
-    if (queue.length === 0) return this.disarm();
+    // Nothing to plan: no waiter, or no pod could be sent one now (the common case under a backlog).
+    if (queue.length === 0 || !this.source.hasRoom()) return this.disarm();
     const now = this.source.now();
-    const plans = this.buildPlans(now);
+    const heap = this.buildPlans(now);
     let admissible = 0;
-    for (const p of plans) admissible += p.admit;
+    for (const p of heap) {
+      admissible += p.admit;
+      p.done = completion(p, now);
+    }
     if (admissible === 0) return this.disarm();
+    // Pods in a min-heap by expected completion: each waiter costs O(log pods), not a scan.
+    for (let i = (heap.length >> 1) - 1; i >= 0; i--) siftDown(heap, i);
+    heap.forEach((p, i) => (p.index = i));
     let wakeAt = Infinity;
     let steps = 0;
     let t = queue.peek();
@@ -136,33 +152,64 @@ export class EarliestCompletion implements Dispatcher {
       const next = t.next;
       if (steps++ >= MAX_WALK) {
         // Bounded planning: what can still be sent goes to the next waiters in arrival order.
-        const p = firstAdmitting(plans, t.avoid);
+        const p = firstAdmitting(heap, t.avoid);
         if (p) {
           grant(t, p.backend);
-          reserve(p, now);
+          this.book(heap, p, now);
           admissible--;
         }
         t = next;
         continue;
       }
-      const best = bestPlan(plans, t.avoid, now);
+      const best = heapBest(heap, t.avoid);
       if (best) {
-        const chosen = this.choose(plans, t, now, best);
+        const chosen = this.chooseInHeap(heap, t.avoid, best);
         if (chosen) {
           grant(t, chosen.backend);
-          reserve(chosen, now);
+          this.book(heap, chosen, now);
           admissible--;
         } else {
           // Held for a pod that frees sooner than any slot that is free now would finish it.
           const start = best.servers[0] as number;
           if (start < wakeAt) wakeAt = start;
-          reserve(best, now);
+          this.book(heap, best, now);
         }
       }
       t = next;
     }
     if (admissible > 0 && queue.length > 0 && wakeAt < Infinity) this.arm(Math.max(wakeAt, now + MIN_WAKE_MS), now);
     else this.disarm();
+  }
+
+  private book(heap: PodPlan[], p: PodPlan, now: number): void {
+    reserve(p, now);
+    p.done = completion(p, now);
+    siftDown(heap, p.index);
+  }
+
+  /** `choose` over the heap: only pods due no later than the tie bound are visited. */
+  private chooseInHeap(heap: readonly PodPlan[], avoid: Backend | undefined, best: PodPlan): PodPlan | undefined {
+    const bound = best.done + TIE * best.serviceMs;
+    const scratch = this.scratch;
+    scratch.clear();
+    let only: PodPlan | undefined;
+    const stack = this.stack;
+    stack.length = 0;
+    if (heap.length > 0) stack.push(0);
+    while (stack.length > 0) {
+      const i = stack.pop() as number;
+      const p = heap[i] as PodPlan;
+      if (p.done > bound) continue;
+      if (p.admit > 0 && p.backend !== avoid) {
+        only = p;
+        scratch.add(p.backend);
+      }
+      if (2 * i + 1 < heap.length) stack.push(2 * i + 1);
+      if (2 * i + 2 < heap.length) stack.push(2 * i + 2);
+    }
+    if (scratch.size <= 1) return only;
+    const picked = this.source.pick(scratch);
+    return (picked && this.pods.get(picked)) ?? only;
   }
 
   /**
@@ -290,6 +337,39 @@ function reserve(p: PodPlan, now: number): void {
   const start = Math.max(now, p.servers.shift() as number);
   insertSorted(p.servers, start + p.serviceMs);
   if (p.admit > 0) p.admit--;
+}
+
+/** The pod with the earliest completion other than `avoid`: the root, or the better of its children. */
+function heapBest(heap: readonly PodPlan[], avoid: Backend | undefined): PodPlan | undefined {
+  const root = heap[0];
+  if (!root || root.backend !== avoid) return root;
+  const a = heap[1];
+  const b = heap[2];
+  return a && b ? (before(b, a) ? b : a) : (a ?? b);
+}
+
+/** Heap order: earlier completion first; on a tie, a pod that can be sent the request now. */
+function before(a: PodPlan, b: PodPlan): boolean {
+  return a.done < b.done || (a.done === b.done && a.admit > 0 && b.admit === 0);
+}
+
+/** Restores the heap below `i` after its key grew (a booking only ever makes a pod finish later). */
+function siftDown(heap: PodPlan[], i: number): void {
+  const p = heap[i] as PodPlan;
+  const n = heap.length;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= n) break;
+    const r = l + 1;
+    const c = r < n && before(heap[r] as PodPlan, heap[l] as PodPlan) ? r : l;
+    const child = heap[c] as PodPlan;
+    if (!before(child, p)) break;
+    heap[i] = child;
+    child.index = i;
+    i = c;
+  }
+  heap[i] = p;
+  p.index = i;
 }
 
 function insertSorted(values: number[], value: number): void {

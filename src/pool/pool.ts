@@ -80,6 +80,7 @@ export class Pool {
       this.dispatch === 'earliest-completion'
         ? new EarliestCompletion({
             backends: () => this.backendsByKey.values(),
+            hasRoom: () => this.free.size > 0,
             pick: (candidates) => this.balancer.pick(candidates, this.random),
             now: this.now,
             ...(timers ? { timers } : { timers: { set: (cb, ms) => setTimeout(cb, ms).unref(), clear: (t) => clearTimeout(t) } }),
