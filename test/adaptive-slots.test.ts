@@ -74,20 +74,26 @@ function sustain(url: string, clients: number): { stop(): Promise<void>; errors:
   };
 }
 
-async function slotsByPod(adminUrl: string): Promise<Record<string, number>> {
+interface Learned {
+  slots: number;
+  /** Slots seen running at once without queueing; the limit may be one above while probing. */
+  proven: number;
+}
+
+async function learnedByPod(adminUrl: string): Promise<Record<string, Learned>> {
   const [view] = await debugPools(adminUrl);
-  return Object.fromEntries(view!.endpoints.map((e) => [e.pod, e.slots as number]));
+  return Object.fromEntries(view!.endpoints.map((e) => [e.pod, { slots: e.slots as number, proven: (e as { provenSlots?: number }).provenSlots ?? 0 }]));
 }
 
 /** Waits until `check` has held for `times` polls in a row. */
-async function waitSteady(what: string, adminUrl: string, check: (slots: Record<string, number>) => boolean, timeoutMs: number, times = 5) {
+async function waitSteady(what: string, adminUrl: string, check: (learned: Record<string, Learned>) => boolean, timeoutMs: number, times = 10) {
   let streak = 0;
   return waitFor(
     what,
     async () => {
-      const slots = await slotsByPod(adminUrl);
-      streak = check(slots) ? streak + 1 : 0;
-      return streak >= times ? slots : undefined;
+      const learned = await learnedByPod(adminUrl);
+      streak = check(learned) ? streak + 1 : 0;
+      return streak >= times ? learned : undefined;
     },
     timeoutMs,
   );
@@ -106,16 +112,17 @@ test('pods with 1, 2 and 4 real slots converge to their slot counts under sustai
   const pods = [];
   for (const [name, slots] of Object.entries(truth)) pods.push(await h.pod({ name, slots, serviceTimeMs: 100 }));
   const gw = await gatewayFor(h, pods);
-  assert.deepEqual(await slotsByPod(gw.adminUrl), { one: 1, two: 1, four: 1 }, 'every pod starts at minSlots');
+  const start = await learnedByPod(gw.adminUrl);
+  assert.deepEqual(Object.values(start).map((l) => l.slots), [1, 1, 1], 'every pod starts at minSlots');
   const load = sustain(gw.publicUrl, 14);
   try {
     const learned = await waitSteady(
-      'each pod within one slot of its true count',
+      'each pod running exactly its true slots, its limit within one',
       gw.adminUrl,
-      (s) => Object.entries(truth).every(([pod, k]) => Math.abs((s[pod] ?? 0) - k) <= 1),
+      (s) => Object.entries(truth).every(([pod, k]) => s[pod]?.proven === k && Math.abs(s[pod].slots - k) <= 1),
       60_000,
     );
-    for (const [pod, k] of Object.entries(truth)) assert.ok(Math.abs(learned[pod]! - k) <= 1, `${pod}: ${learned[pod]} slots for ${k}`);
+    for (const [pod, k] of Object.entries(truth)) assert.equal(learned[pod]!.proven, k, `${pod}: ran ${learned[pod]!.proven} at once for ${k} real slots`);
     // The same learned limits are what Prometheus sees.
     const scrape = (await get<string>(`${gw.adminUrl}/metrics`)).text;
     const [view] = await debugPools(gw.adminUrl);
@@ -137,11 +144,11 @@ test('a pod whose service time triples loses slots within seconds and regains th
   const gw = await gatewayFor(h, [big, small]);
   const load = sustain(gw.publicUrl, 12);
   try {
-    await waitSteady('the big pod at 3 or more slots', gw.adminUrl, (s) => (s.big ?? 0) >= 3, 60_000);
+    await waitSteady('the big pod running its 4 slots', gw.adminUrl, (s) => s.big?.proven === 4, 60_000);
     big.setServiceTime(300);
-    await waitFor('the slowed pod to lose slots', async () => ((await slotsByPod(gw.adminUrl)).big ?? 9) <= 2, 20_000);
+    await waitFor('the slowed pod to lose slots', async () => ((await learnedByPod(gw.adminUrl)).big?.slots ?? 9) <= 2, 20_000);
     big.setServiceTime(100);
-    await waitSteady('the recovered pod at 3 or more slots again', gw.adminUrl, (s) => (s.big ?? 0) >= 3, 60_000);
+    await waitSteady('the recovered pod running its 4 slots again', gw.adminUrl, (s) => s.big?.proven === 4 && s.big.slots >= 4, 60_000);
   } finally {
     await load.stop();
   }

@@ -26,6 +26,8 @@ export interface Reply {
   readonly pod: string | undefined;
   /** The gateway's `x-gateway-cache` answer header (hit, miss, coalesced), when present. */
   readonly cache?: string;
+  /** The start of the body of an answer of status 400 or more, for diagnosis. */
+  readonly body?: string;
   readonly error?: string;
 }
 
@@ -64,9 +66,9 @@ export async function call(dispatcher: Dispatcher, c: Call): Promise<Reply> {
       ...(c.body === undefined ? {} : { body: c.body }),
       ...(c.signal ? { signal: c.signal } : {}),
     });
-    await res.body.text();
+    const text = await res.body.text();
     const cache = firstHeader(res.headers['x-gateway-cache']);
-    return { status: res.statusCode, pod: firstHeader(res.headers['x-rasa-pod']), ...(cache ? { cache } : {}) };
+    return { status: res.statusCode, pod: firstHeader(res.headers['x-rasa-pod']), ...(cache ? { cache } : {}), ...(res.statusCode >= 400 ? { body: text.slice(0, 160) } : {}) };
   } catch (err) {
     return { status: 0, pod: undefined, error: (err as Error).message };
   }

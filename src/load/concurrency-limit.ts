@@ -18,6 +18,11 @@
  *   re-learning) until the first shrink, then by one.
  * - Probing costs a queued request, so a limit that just showed queueing is not tried again for a hold
  *   that doubles while probes keep failing (BBR-like), and resets once one succeeds or the pod changes.
+ *   Proven slots (the highest limit with a clean round, `Backend.provenSlots`) tell completion-aware
+ *   dispatch which slots are a probe: it expects a request there to queue inside the pod, so a slow
+ *   pod is probed only when even that finishes a request first.
+ * - Each gateway replica learns alone from its own requests; replicas sharing pods see each other's
+ *   queueing and settle on shares of a pod's slots, as TCP flows share a link.
  * - Samples that cannot be queueing behind our own requests (more than 2 x the in-flight count at grant
  *   over base) are outliers or heavier work: ignored, unless they persist (the work or the pod changed:
  *   re-learn). Samples under 10 ms or far below base (GET /version beside model calls) say nothing
