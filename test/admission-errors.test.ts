@@ -122,3 +122,19 @@ test('an upstream 500 is passed through unchanged (the pod answered)', async () 
   assert.equal(res.body.reason, 'EmulatedError');
   await settled(gw.adminUrl);
 });
+
+test('a client that leaves while the pod works keeps the slot until the pod answers: no pile-up on a busy pod', async () => {
+  const pod = await h.pod({ name: 'abandon', slots: 4, serviceTimeMs: 400 });
+  const gw = await h.gateway({ pools: { nlu: { endpoints: [pod.url], slotsPerEndpoint: 1 } } });
+  const impatient = new AbortController();
+  const gone = post(`${gw.publicUrl}/model/parse`, { text: 'left' }, { signal: impatient.signal }).catch((e: Error) => e);
+  await waitFor('the first request is at the pod', () => pod.running === 1);
+  impatient.abort();
+  assert.ok((await gone) instanceof Error);
+  const next = post(`${gw.publicUrl}/model/parse`, { text: 'next' });
+  await waitFor('the next request queues behind the still-busy slot', async () => (await debugPools(gw.adminUrl))[0]!.queueLength === 1);
+  assert.equal(pod.running, 1, 'the pod never got a second request while it worked on the abandoned one');
+  assert.equal((await next).status, 200);
+  assert.equal(pod.maxRunning, 1);
+  await settled(gw.adminUrl);
+});

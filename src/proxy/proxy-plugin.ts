@@ -25,6 +25,7 @@ import { retryReasonForError, retryReasonForStatus, type RetryReason } from './r
 import { onSocketFrame, routeSocket, sendTokenisedHandshake } from './socketio.js';
 import { serveFromParseCache } from './parse-cache-route.js';
 import { classifyUpstreamError } from './upstream-errors.js';
+import { kUpstreamContext, TrackingDispatcher } from './upstream-dispatcher.js';
 
 export interface ProxyOptions {
   readonly routes: RouteTable;
@@ -111,6 +112,7 @@ function forward(ctx: RequestContext): void {
     if (remaining < runtime.config.upstreamTimeoutMs) opts = fromOptions(remaining);
   }
   if (ctx.backend) reply.header('x-gateway-endpoint', ctx.backend.pod);
+  ctx.upstreamPending = true;
   reply.from(ctx.dest, opts as never);
 }
 
@@ -121,6 +123,7 @@ function rewriteRequestHeaders(request: FastifyRequest, headers: Record<string, 
   headers['x-forwarded-proto'] ??= request.protocol;
   headers['x-forwarded-host'] ??= request.headers.host;
   headers['x-request-id'] = request.id;
+  (headers as Record<symbol, unknown>)[kUpstreamContext] = contextOf(request);
   return headers;
 }
 
@@ -152,6 +155,7 @@ function bodyError(err: unknown): GatewayError {
 
 export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): Promise<void> {
   const allowList = new PublicAllowList(options.publicRoutes);
+  const dispatcher = new TrackingDispatcher({ connections: 1024, pipelining: 1, keepAliveTimeout: 30_000, connect: { rejectUnauthorized: true } });
 
   function preHandler(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
     const path = pathOf(request.url);
@@ -259,6 +263,9 @@ export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): 
     preHandler,
     handler: handler as never,
     replyOptions: { getUpstream } as never,
-    undici: { connections: 1024, pipelining: 1, keepAliveTimeout: 30_000, tls: { rejectUnauthorized: true } } as never,
+    undici: dispatcher as never,
+  });
+  app.addHook('onClose', async () => {
+    await dispatcher.close();
   });
 }

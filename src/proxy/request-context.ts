@@ -44,6 +44,8 @@ export class RequestContext extends Ticket {
   /** Safe to send to another pod after a failure (see retry-policy.ts). */
   idempotent = false;
   attempts = 0;
+  /** An attempt is at the pod and its answer has not come back yet. */
+  upstreamPending = false;
   /** The upstream path, kept for a retry. */
   dest = '';
   /** Cuts a granted request at its deadline; undici's own timers are too coarse (~1 s) for that. */
@@ -120,6 +122,12 @@ export class RequestContext extends Ticket {
     this.runtime.pool.release(this, this.failed ? 'error' : 'ok', latency);
   }
 
+  /** The pod answered (headers) or the attempt failed; a request whose client already left frees its slot now. */
+  upstreamAnswered(): void {
+    this.upstreamPending = false;
+    if (this.closed) this.releaseSlot();
+  }
+
   /** The response is over (finished or aborted): give the slot back and record the request. */
   finish(): void {
     if (this.closed) return;
@@ -128,7 +136,8 @@ export class RequestContext extends Ticket {
     const { pool, metrics } = this.runtime;
     const now = pool.now();
     if (this.state === 'queued') pool.cancel(this);
-    this.releaseSlot();
+    // A pod still working on it keeps the slot until it answers (see upstream-dispatcher.ts).
+    if (!this.upstreamPending) this.releaseSlot();
     if (this.holdsTurn) passTurn(this);
     if (this.socket) return;
     const res = this.reply.raw;
