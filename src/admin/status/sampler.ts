@@ -110,7 +110,7 @@ export interface PoolStatus {
   readonly balancer: string;
   readonly discovery: string;
   readonly synced: boolean;
-  readonly slotsPerEndpoint: number | 'unlimited';
+  readonly slotsPerEndpoint: number | 'unlimited' | 'auto';
   readonly queueLength: number;
   readonly queueLimit: number;
   readonly inflight: number;
@@ -343,7 +343,7 @@ export class StatusSampler {
         balancer: pool.balancerName,
         discovery: discovery.description,
         synced: pool.synced,
-        slotsPerEndpoint: Number.isFinite(config.slotsPerEndpoint) ? config.slotsPerEndpoint : 'unlimited',
+        slotsPerEndpoint: config.adaptiveSlots ? 'auto' : Number.isFinite(config.slotsPerEndpoint) ? config.slotsPerEndpoint : 'unlimited',
         queueLength: pool.queue.length,
         queueLimit: config.queue.maxLength,
         inflight: pool.inflight,
