@@ -11,8 +11,10 @@
  * (2 slots x 100 ms, offered 3.5x what it serves). Pods are emulated in this process: fast and wide
  * (64 slots x 2 ms) for the good traffic.
  *
- * Phases: idle, warm-up (JIT, connections, the sticky table filled), idle; baseline = RSS and heap
- * after a forced full GC; the soak; a forced idle period; final = the same after a full GC. The full
+ * Phases: idle, warm-up (JIT, connections, the sticky table filled), idle until every pod is idle;
+ * baseline = RSS and heap after a forced full GC; the soak; until every pod is idle again (a pod,
+ * like Rasa, finishes requests whose clients left), then a forced idle period; final = the same
+ * after a full GC. The full
  * GC is asked for through the inspector (the gateway runs with `--inspect=127.0.0.1:0`, loopback only;
  * `HeapProfiler.collectGarbage`), so "heap used" compares live objects, not garbage V8 has not yet
  * collected. V8 keeps memory it got from the OS for reuse, so RSS may stay above its baseline with no
@@ -303,7 +305,7 @@ export const soak: Scenario = {
     const phases: { phase: Phase; seconds: number }[] = [
       { phase: 'idle', seconds: 3 },
       { phase: 'warm-up', seconds: warmS },
-      { phase: 'settle', seconds: 5 },
+      { phase: 'settle', seconds: 5 }, // then until every pod is idle
       { phase: 'soak', seconds: soakS },
       // The slow pod still runs work whose clients left (see the slow-pool check): until it is idle.
       { phase: 'pods drain', seconds: soakS * 0.4 },
@@ -438,6 +440,8 @@ export const soak: Scenario = {
               await sleep(p.seconds * 1000);
               if (p.phase === 'idle') snapshots.push(await snapshot('cold start (before any traffic)', gw));
               if (p.phase === 'settle') {
+                // The slow pod may still run warm-up work whose clients left: the baseline waits for it.
+                for (const c of clusters) await c.idle(300_000);
                 snapshots.push(await snapshot('after the warm-up, before GC', gw));
                 await forceGc(inspector);
                 await sleep(1000);
@@ -586,6 +590,8 @@ export const soak: Scenario = {
           '',
           markdownTable(checkTable),
           '',
+          slowPoolReading(slowAccounting),
+          '',
           '## Traffic and answers (warm-up and soak)',
           '',
           markdownTable(classTable),
@@ -693,6 +699,23 @@ export const soak: Scenario = {
     };
   },
 };
+
+/**
+ * What the slow pool says about requests whose clients leave after the request reached the pod: the
+ * pod (like Rasa) finishes them. Either the gateway keeps the slot until the pod answers (the pod
+ * never runs more than its slots), or it gives the slot back at once and the pod piles up work.
+ */
+function slowPoolReading(a: { sent: number; answered200: number; podRan: number; podMaxQueued: number; drainS: number }): string {
+  const head = `Slow pool: ${a.sent} requests sent, ${a.answered200} still wanted when answered, the pod ran ${a.podRan}`;
+  if (a.podMaxQueued === 0) {
+    return `${head} and never held more than its 2 slots: a request whose client left keeps its gateway slot until the pod answers, so the gateway never sends a pod more than its slots.`;
+  }
+  return [
+    `${head}, with up to ${a.podMaxQueued} waiting inside it while the gateway reported 2 in flight: the gateway gave a slot back as soon as`,
+    `its client left, while the pod (like Rasa) finished the request. The pod needed ${fixed(a.drainS, 1)} s after the soak to work through that backlog, and`,
+    "the gateway's heap, RSS and open handles during the soak follow it (pending upstream requests) and come back once it drained.",
+  ].join('\n');
+}
 
 /** Consecutive groups of `n`. */
 function chunk<T>(items: readonly T[], n: number): T[][] {
