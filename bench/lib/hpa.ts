@@ -115,6 +115,8 @@ export class Hpa {
     }
     desired = Math.min(spec.maxReplicas, Math.max(spec.minReplicas, desired));
     if (desired !== current) this.events.push({ atMs: nowMs, delta: desired - current });
+    const periodMs = Math.max(...[...spec.scaleUp.policies, ...spec.scaleDown.policies].map((p) => p.periodMs));
+    while (this.events.length > 0 && (this.events[0]?.atMs ?? 0) <= nowMs - periodMs) this.events.shift();
     return { current, metric: current > 0 ? total / current : total, usageRatio, recommendation, desired, ...(limitedBy ? { limitedBy } : {}) };
   }
 
