@@ -95,6 +95,11 @@ const SETTLE_S = 0.25;
 const WARM_REQUESTS = 400;
 const WARM_CONCURRENCY = 32;
 
+/** The burst scenarios' common plan: one cluster shape, bursts of 10, 50 and 100 in one second. */
+export function burstPlan(scenario: string, shape: Shape, rows: readonly Row[], options: BenchOptions): MatrixPlan {
+  return { scenario, shapes: [shape], bursts: [10, 50, 100], rows, repeats: options.repeats ?? (options.quick ? 1 : 3), windowMs: 1000, timeScale: 1 };
+}
+
 export function prepareMatrix(plan: MatrixPlan, options: BenchOptions, log: (line: string) => void): PreparedMatrix {
   const rows = options.rows ? plan.rows.filter((r) => r.target.kind === 'ideal' || options.rows?.includes(r.id)) : plan.rows;
   const unavailable = new Map<string, string>();

@@ -8,7 +8,7 @@
  * 5 % of the ideal on p95 and max, and below half of round-robin without slots.
  */
 import { cellNotes, latencyTable, matrixJson, methodNote, strategyBars } from '../lib/matrix-report.js';
-import { prepareMatrix, type MatrixPlan, type MatrixResult } from '../lib/matrix.js';
+import { burstPlan, prepareMatrix, type MatrixResult } from '../lib/matrix.js';
 import { shape } from '../lib/pods.js';
 import { markdownTable, ratio, sec, writeResults, type Table } from '../lib/report.js';
 import type { Scenario } from '../lib/scenario.js';
@@ -96,16 +96,8 @@ export const burst: Scenario = {
   name: 'burst',
   title: 'Burst: every balancer with and without the central queue, beside the ideal schedule',
   async prepare(options, log) {
-    const bursts = [10, 50, 100];
-    const plan: MatrixPlan = {
-      scenario: 'burst',
-      shapes: [cluster],
-      bursts,
-      rows,
-      repeats: options.repeats ?? (options.quick ? 1 : 3),
-      windowMs: 1000,
-      timeScale: 1,
-    };
+    const plan = burstPlan('burst', cluster, rows, options);
+    const bursts = plan.bursts;
     const prepared = prepareMatrix(plan, options, log);
     return {
       estimateS: prepared.estimateS,

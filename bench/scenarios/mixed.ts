@@ -5,7 +5,7 @@
  * capacity, and `slotsPerEndpoint: auto` (n/a when the built gateway does not accept it).
  */
 import { cellNotes, latencyTable, matrixJson, methodNote, strategyBars } from '../lib/matrix-report.js';
-import { prepareMatrix, type MatrixPlan, type MatrixResult } from '../lib/matrix.js';
+import { burstPlan, prepareMatrix, type MatrixResult } from '../lib/matrix.js';
 import { shape } from '../lib/pods.js';
 import { markdownTable, ratio, sec, writeResults, type Table } from '../lib/report.js';
 import type { Scenario } from '../lib/scenario.js';
@@ -56,17 +56,9 @@ export const mixed: Scenario = {
   name: 'mixed',
   title: 'Pods of different capacities: static slots and HAProxy maxconn vs the ideal',
   async prepare(options, log) {
-    const bursts = [10, 50, 100];
     const rows = [AUTO, ...rowsFor(options.quick)];
-    const plan: MatrixPlan = {
-      scenario: 'mixed',
-      shapes: [cluster],
-      bursts,
-      rows,
-      repeats: options.repeats ?? (options.quick ? 1 : 3),
-      windowMs: 1000,
-      timeScale: 1,
-    };
+    const plan = burstPlan('mixed', cluster, rows, options);
+    const bursts = plan.bursts;
     const prepared = prepareMatrix(plan, options, log);
     return {
       estimateS: prepared.estimateS,

@@ -5,7 +5,7 @@
  * get 3x its slots; the rows show what that costs against the ideal single queue.
  */
 import { cellNotes, latencyTable, matrixJson, methodNote, strategyBars } from '../lib/matrix-report.js';
-import { prepareMatrix, type MatrixPlan } from '../lib/matrix.js';
+import { burstPlan, prepareMatrix } from '../lib/matrix.js';
 import { shape } from '../lib/pods.js';
 import { markdownTable, writeResults } from '../lib/report.js';
 import type { Scenario } from '../lib/scenario.js';
@@ -30,16 +30,8 @@ export const replicas: Scenario = {
   name: 'replicas',
   title: '1 and 3 gateway replicas in front of the same pods, clients spread across them',
   async prepare(options, log) {
-    const bursts = [10, 50, 100];
-    const plan: MatrixPlan = {
-      scenario: 'replicas',
-      shapes: [cluster],
-      bursts,
-      rows,
-      repeats: options.repeats ?? (options.quick ? 1 : 3),
-      windowMs: 1000,
-      timeScale: 1,
-    };
+    const plan = burstPlan('replicas', cluster, rows, options);
+    const bursts = plan.bursts;
     const prepared = prepareMatrix(plan, options, log);
     return {
       estimateS: prepared.estimateS,
