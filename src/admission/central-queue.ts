@@ -89,12 +89,9 @@ export class CentralQueue {
       }
       return;
     }
-    if (this.dispatcher) {
-      this.admitPlanned(ticket, this.dispatcher);
-      return;
-    }
+    const dispatcher = this.dispatcher;
     if (this.general.length === 0) {
-      const backend = this.slots.pickFree(ticket.avoid);
+      const backend = dispatcher ? dispatcher.pick(ticket) : this.slots.pickFree(ticket.avoid);
       if (backend) {
         this.grant(ticket, backend);
         return;
@@ -105,6 +102,7 @@ export class CentralQueue {
       return;
     }
     this.enqueue(ticket, this.general);
+    if (dispatcher && ticket.state === 'queued') this.replan();
   }
 
   /** The client left: a waiting ticket is dropped and never reaches a pod. */
@@ -155,21 +153,6 @@ export class CentralQueue {
     this.dispatcher?.plan(this.general, this.grantQueued);
   }
 
-  private admitPlanned(ticket: Ticket, dispatcher: Dispatcher): void {
-    if (this.general.length === 0) {
-      const backend = dispatcher.pick(ticket);
-      if (backend) {
-        this.grant(ticket, backend);
-        return;
-      }
-    }
-    if (!this.slots.hasWorkingBackend()) {
-      this.reject(ticket, new GatewayError('NO_ENDPOINTS'));
-      return;
-    }
-    this.enqueue(ticket, this.general);
-    if (ticket.state === 'queued') this.replan();
-  }
 
   /** Sticky waiters older than every general one first, then the plan, then sticky waiters again. */
   private capacityPlanned(backend: Backend): void {
