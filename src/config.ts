@@ -360,7 +360,7 @@ function pool(name: string, value: unknown, path: string): PoolConfig {
       throw new ConfigError(join(path, key), `only applies with \`slotsPerEndpoint: auto\` (slotsPerEndpoint is ${describe(o.slotsPerEndpoint ?? 2)})`);
     }
   }
-  const dispatch = oneOf(o.dispatch, join(path, 'dispatch'), ['greedy', 'earliest-completion'] as const, adaptiveSlots ? 'earliest-completion' : 'greedy');
+  const dispatch = oneOf(o.dispatch, join(path, 'dispatch'), ['greedy', 'earliest-completion'] as const, slots === Infinity ? 'greedy' : 'earliest-completion');
   if (dispatch === 'earliest-completion' && slots === Infinity) {
     throw new ConfigError(join(path, 'dispatch'), 'earliest-completion holds requests back for faster pods, which needs slots: use a number or `auto` for slotsPerEndpoint (it is unlimited)');
   }

@@ -27,7 +27,7 @@ test('config: `auto` slots with minSlots and maxSlots; errors name the field', (
   assert.equal(bounded.dispatch, 'greedy');
   const fixed = validateConfig(pool({ slotsPerEndpoint: 3 })).pools.p!;
   assert.equal(fixed.adaptiveSlots, undefined);
-  assert.equal(fixed.dispatch, 'greedy', 'static pools keep the greedy queue by default');
+  assert.equal(fixed.dispatch, 'earliest-completion', 'pools with slots dispatch by expected completion by default');
   assert.equal(validateConfig(pool({ slotsPerEndpoint: 3, dispatch: 'earliest-completion' })).pools.p!.dispatch, 'earliest-completion');
   assert.equal(validateConfig(pool({ slotsPerEndpoint: 'unlimited' })).pools.p!.slotsPerEndpoint, Infinity);
 

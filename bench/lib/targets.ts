@@ -58,7 +58,9 @@ export const row = {
     return {
       id: `gw-${balancer}-${slots}${settings.map(([, v]) => `-${String(v)}`).join('')}${replicas > 1 ? `-x${replicas}` : ''}`,
       label: `gateway${replicas > 1 ? ` x${replicas}` : ''} ${balancer}, ${slotsText(slots)}${settings.map(([k, v]) => `, ${k} ${String(v)}`).join('')}`,
-      target: { kind: 'gateway', pool: { balancer, slotsPerEndpoint: slots, ...extra.pool }, replicas },
+      // Numbered slots mean the speed-blind central queue (HAProxy's maxconn + queue) unless a row asks
+      // for another dispatch: the gateway's default for them is earliest-completion.
+      target: { kind: 'gateway', pool: { balancer, slotsPerEndpoint: slots, ...(typeof slots === 'number' ? { dispatch: 'greedy' } : {}), ...extra.pool }, replicas },
       group: 'gateway',
     };
   },
