@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PodLimiter } from '../src/load/concurrency-limit.js';
-import { Sim } from './helpers/pod-sim.js';
+import { burstArrivals, simulate } from '../bench/lib/ideal.js';
+import { percentile, Sim } from './helpers/pod-sim.js';
 
 /** Samples each pod's limit every 100 ms of virtual time while `clients` keep requests outstanding. */
 function observe(sim: Sim, clients: number, durationMs: number): number[][] {
@@ -112,4 +113,25 @@ test('one slow outlier is not read as queueing; a run of them re-learns the pod'
   for (let i = 0; i < 2; i++) limiter.observe(5000, 1, (now += 5000));
   assert.equal(limiter.baseMs, 5000);
   assert.equal(limiter.limit, 1, 're-learning starts the pod over at minSlots');
+});
+
+test('warmed up, auto slots on a cluster of mixed capacities schedule bursts as the ideal does with every true slot count', () => {
+  // The `mixed` bench's cluster, its priming for `auto` (two bursts of 4 s of the cluster's capacity), then its bursts.
+  const pods = [
+    { slots: 4, serviceMs: 300 },
+    { slots: 4, serviceMs: 900 },
+    { slots: 2, serviceMs: 300 },
+    { slots: 2, serviceMs: 900 },
+  ];
+  const sim = new Sim({ pods, slots: 'auto' });
+  const capacity = Math.ceil(4 * pods.reduce((sum, p) => sum + (p.slots * 1000) / p.serviceMs, 0));
+  sim.burst(capacity);
+  sim.burst(capacity);
+  assert.deepEqual(sim.backends.map((b) => b.provenSlots), [4, 4, 2, 2], 'learned every true slot count');
+  for (const n of [10, 50, 100]) {
+    const latencies = sim.burst(n).map((r) => r.latencyMs);
+    const ideal = simulate('greedy', burstArrivals(n, 1000), pods).latenciesMs;
+    const [ours, best] = [percentile(latencies, 95), percentile(ideal, 95)];
+    assert.ok(ours <= best * 1.02, `burst ${n}: p95 ${ours} ms, ideal ${best} ms`);
+  }
 });

@@ -13,8 +13,10 @@ export const burstColors = ['#9ecae1', '#4292c6', '#08519c', '#08306b'];
 
 /** How every measured row starts, for the Markdown files (see matrix.ts: warm-up and `prime`). */
 export const methodNote =
-  'Each measured row starts fresh, gets 400 instant requests (connections, JIT) and one unmeasured burst of 2x the cluster\'s ' +
-  'slots, so rows that learn from latency start from what a running gateway knows; then the bursts in order.';
+  "Each measured row starts fresh, gets 400 instant requests (connections, JIT) and one unmeasured burst of 2x the cluster's " +
+  "slots, so rows that learn from latency start from what a running gateway knows; adaptive-slot rows (`slots auto`) get two " +
+  "unmeasured bursts of 4 s of the cluster's capacity instead (learning a pod's slots takes saturating it for a few service " +
+  'times, and a completion-aware pool rarely saturates a slow pod). Then the bursts in order.';
 
 /** One line per (burst, strategy): p50, p95, max in seconds and p95, max as ratios to `idealId`. */
 export function latencyTable(result: MatrixResult, rows: readonly Row[], s: Shape, bursts: readonly number[], idealId = 'ideal'): Table {

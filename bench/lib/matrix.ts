@@ -14,7 +14,7 @@ import { sleep } from './procs.js';
 import { Progress } from './progress.js';
 import type { BenchOptions } from './scenario.js';
 import { medianSummary, summarize, type Summary } from './stats.js';
-import { needsCheck, podsLike, scheduleLike, startCostS, startTarget, toolOf, type Row } from './targets.js';
+import { needsCheck, podsLike, scheduleLike, startCostS, startTarget, toolOf, type Row, type TargetSpec } from './targets.js';
 
 export interface MatrixPlan {
   readonly scenario: string;
@@ -28,6 +28,8 @@ export interface MatrixPlan {
   readonly timeScale: number;
   /** Leave out a (shape, burst) cell entirely. */
   readonly skip?: (shape: Shape, burst: number) => boolean;
+  /** Whether a measured row runs on a shape (default: every row on every shape). */
+  readonly measures?: (shape: Shape, row: Row) => boolean;
   readonly path?: string;
 }
 
@@ -119,11 +121,11 @@ export function prepareMatrix(plan: MatrixPlan, options: BenchOptions, log: (lin
   let steps = 0;
   for (const r of measured) {
     for (const s of plan.shapes) {
+      if (plan.measures && !plan.measures(s, r)) continue;
       const bursts = plan.bursts.filter((b) => !plan.skip?.(s, b));
       if (bursts.length > 0) {
-        const primeN = 2 * s.pods.reduce((sum, p) => sum + p.slots, 0);
-        const primeS = (simulate(scheduleLike(r.target), burstArrivals(primeN, plan.windowMs), podsLike(r.target, s.pods)).makespanMs * plan.timeScale) / 1000;
-        estimateS += (startCostS(r.target) + primeS + SETTLE_S) * plan.repeats;
+        const primeS = priming(r.target, s).reduce((sum, n) => sum + (simulate(scheduleLike(r.target), burstArrivals(n, plan.windowMs), podsLike(r.target, s.pods)).makespanMs * plan.timeScale) / 1000 + SETTLE_S, 0);
+        estimateS += (startCostS(r.target) + primeS) * plan.repeats;
       }
       for (const b of bursts) {
         const sim = simulate(scheduleLike(r.target), burstArrivals(b, plan.windowMs), podsLike(r.target, s.pods));
@@ -168,11 +170,12 @@ async function runMatrix(
         cell.summary = summary;
       }
     }
-    if (measured.length === 0) continue;
+    const here = measured.filter((r) => !plan.measures || plan.measures(s, r));
+    if (here.length === 0) continue;
     const cluster = await startCluster(s, plan.timeScale);
     try {
       for (let rep = 0; rep < plan.repeats; rep++) {
-        for (const r of measured) {
+        for (const r of here) {
           const label = (b: number) => `${s.id} | ${r.label} | burst ${b}${plan.repeats > 1 ? ` | repeat ${rep + 1}/${plan.repeats}` : ''}`;
           let running;
           try {
@@ -188,7 +191,7 @@ async function runMatrix(
             continue;
           }
           try {
-            await prime(running.sender, cluster, plan, path, `${plan.scenario}-prime-${++burstNo}`);
+            for (const n of priming(r.target, s)) await prime(running.sender, n, cluster, plan, path, `${plan.scenario}-prime-${++burstNo}`);
             for (const b of bursts) {
               progress.begin(label(b), stepS.get(`${r.id}|${s.id}|${b}`) ?? 0);
               const tag = `${plan.scenario}-${++burstNo}`;
@@ -227,12 +230,23 @@ async function runMatrix(
 }
 
 /**
- * One unmeasured burst of 2 x the cluster's slots before a row's first measured one, so rows that learn
- * from latency (peak-EWMA, earliest-completion dispatch, adaptive slots) start from what a running
- * gateway would know, not from the instant warm-up requests.
+ * Unmeasured bursts before a row's first measured one, so rows that learn from latency start from what
+ * a running gateway knows, not from the instant warm-up requests. Rows that only learn service times
+ * or latency averages (completion-aware dispatch, peak-EWMA) and rows that learn nothing get one burst
+ * of 2 x the cluster's slots. Adaptive slots must also see each pod saturated for a few service times
+ * to learn its slots, and a completion-aware pool rarely saturates a slow pod: those rows get two
+ * bursts, each as many requests as the cluster serves in 4 s (a minute of real traffic teaches more).
  */
-async function prime(sender: Sender, cluster: Cluster, plan: MatrixPlan, path: string, tag: string): Promise<void> {
-  const n = 2 * cluster.shape.pods.reduce((sum, p) => sum + p.slots, 0);
+export function priming(spec: TargetSpec, shape: Shape): number[] {
+  if (spec.kind === 'gateway' && spec.pool.slotsPerEndpoint === 'auto') {
+    const perSecond = shape.pods.reduce((sum, p) => sum + (p.slots * 1000) / p.serviceMs, 0);
+    const n = Math.ceil(4 * perSecond);
+    return [n, n];
+  }
+  return [2 * shape.pods.reduce((sum, p) => sum + p.slots, 0)];
+}
+
+async function prime(sender: Sender, n: number, cluster: Cluster, plan: MatrixPlan, path: string, tag: string): Promise<void> {
   await runBurst(sender, { n, windowMs: plan.windowMs * plan.timeScale, path, body: (i) => JSON.stringify({ sender: `${tag}-${i}`, message: 'hello' }) });
   await cluster.idle();
   cluster.takeCounts();
