@@ -6,17 +6,22 @@
 import type { MatrixPlan, MatrixResult, PreparedMatrix } from './matrix.js';
 import { hbarChart, type Chart } from './plot.js';
 import type { Shape } from './pods.js';
-import { machine, ratio, sec, type Table } from './report.js';
+import { machine, markdownTable, ratio, sec, type Table } from './report.js';
 import type { Row } from './targets.js';
 
 export const burstColors = ['#9ecae1', '#4292c6', '#08519c', '#08306b'];
 
-/** How every measured row starts, for the Markdown files (see matrix.ts: warm-up and `prime`). */
+/** How every measured row starts, for the Markdown files (see matrix.ts: warm-up and `priming`). */
 export const methodNote =
   "Each measured row starts fresh, gets 400 instant requests (connections, JIT) and one unmeasured burst of 2x the cluster's " +
   "slots, so rows that learn from latency start from what a running gateway knows; adaptive-slot rows (`slots auto`) get two " +
   "unmeasured bursts of 4 s of the cluster's capacity instead (learning a pod's slots takes saturating it for a few service " +
   'times, and a completion-aware pool rarely saturates a slow pod). Then the bursts in order.';
+
+/** The Markdown lines every burst scenario shows first: its command, how rows start, and the table. */
+export function measuredSection(command: string, table: Table, result: MatrixResult, rows: readonly Row[]): string[] {
+  return [`Command: \`${command}\``, '', methodNote, '', markdownTable(table), '', ...cellNotes(result, rows)];
+}
 
 /** One line per (burst, strategy): p50, p95, max in seconds and p95, max as ratios to `idealId`. */
 export function latencyTable(result: MatrixResult, rows: readonly Row[], s: Shape, bursts: readonly number[], idealId = 'ideal'): Table {

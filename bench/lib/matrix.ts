@@ -102,6 +102,14 @@ export function burstPlan(scenario: string, shape: Shape, rows: readonly Row[], 
   return { scenario, shapes: [shape], bursts: [10, 50, 100], rows, repeats: options.repeats ?? (options.quick ? 1 : 3), windowMs: 1000, timeScale: 1 };
 }
 
+/** A one-shape burst scenario, prepared, with the line its plan prints. */
+export function prepareBursts(scenario: string, shape: Shape, rows: readonly Row[], options: BenchOptions, log: (line: string) => void) {
+  const plan = burstPlan(scenario, shape, rows, options);
+  const prepared = prepareMatrix(plan, options, log);
+  const summary = `${shape.label}; bursts ${plan.bursts.join(', ')}; ${prepared.rows.length} rows; ${plan.repeats} repeat(s)`;
+  return { plan, prepared, summary };
+}
+
 export function prepareMatrix(plan: MatrixPlan, options: BenchOptions, log: (line: string) => void): PreparedMatrix {
   const rows = options.rows ? plan.rows.filter((r) => r.target.kind === 'ideal' || options.rows?.includes(r.id)) : plan.rows;
   const unavailable = new Map<string, string>();

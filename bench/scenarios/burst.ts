@@ -7,8 +7,8 @@
  * n/a when the build does not accept them. Acceptance looked at: least-outstanding with slots within
  * 5 % of the ideal on p95 and max, and below half of round-robin without slots.
  */
-import { cellNotes, latencyTable, matrixJson, methodNote, strategyBars } from '../lib/matrix-report.js';
-import { burstPlan, prepareMatrix, type MatrixResult } from '../lib/matrix.js';
+import { latencyTable, matrixJson, measuredSection, strategyBars } from '../lib/matrix-report.js';
+import { prepareBursts, type MatrixResult } from '../lib/matrix.js';
 import { shape } from '../lib/pods.js';
 import { markdownTable, ratio, sec, writeResults, type Table } from '../lib/report.js';
 import type { Scenario } from '../lib/scenario.js';
@@ -96,12 +96,11 @@ export const burst: Scenario = {
   name: 'burst',
   title: 'Burst: every balancer with and without the central queue, beside the ideal schedule',
   async prepare(options, log) {
-    const plan = burstPlan('burst', cluster, rows, options);
+    const { plan, prepared, summary } = prepareBursts('burst', cluster, rows, options, log);
     const bursts = plan.bursts;
-    const prepared = prepareMatrix(plan, options, log);
     return {
       estimateS: prepared.estimateS,
-      plan: `${cluster.label}; bursts ${bursts.join(', ')}; ${prepared.rows.length} rows; ${plan.repeats} repeat(s)`,
+      plan: summary,
       async run() {
         const result = await prepared.run();
         const table = latencyTable(result, prepared.rows, cluster, bursts);
@@ -117,13 +116,7 @@ export const burst: Scenario = {
           'takes the first slot that frees (the fastest one among several free at arrival); earliest completion:',
           'the head goes to the slot that finishes it first, even if it must wait for it. Both simulated (DES).',
           '',
-          'Command: `npm run bench -- burst`',
-          '',
-          methodNote,
-          '',
-          markdownTable(table),
-          '',
-          ...cellNotes(result, prepared.rows),
+          ...measuredSection('npm run bench -- burst', table, result, prepared.rows),
           '',
           `## Acceptance (issue 2): ${rows.find((r) => r.id === CANDIDATE)?.label} vs ideal and vs ${rows.find((r) => r.id === BASELINE)?.label}`,
           '',

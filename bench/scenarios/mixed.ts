@@ -5,7 +5,7 @@
  * capacity, and `slotsPerEndpoint: auto` (n/a when the built gateway does not accept it). A second,
  * equal cluster (4-slot pods only) checks that learning costs little where one static number fits.
  */
-import { cellNotes, latencyTable, matrixJson, methodNote, strategyBars } from '../lib/matrix-report.js';
+import { latencyTable, matrixJson, measuredSection, strategyBars } from '../lib/matrix-report.js';
 import { burstPlan, prepareMatrix, type MatrixResult } from '../lib/matrix.js';
 import { shape, type Shape } from '../lib/pods.js';
 import { markdownTable, ratio, sec, writeResults, type Table } from '../lib/report.js';
@@ -86,13 +86,7 @@ export const mixed: Scenario = {
           'which pod is which: gateway `slotsPerEndpoint` and HAProxy `maxconn` are one number for every pod. The ideal',
           "schedules use each pod's true slots. Bursts as in `burst`; median over repeats; nearest-rank percentiles.",
           prepared.unavailable.has(AUTO.id) ? `\n\`slotsPerEndpoint: auto\`: n/a (${prepared.unavailable.get(AUTO.id)}).\n` : '',
-          `Command: \`npm run bench -- mixed${options.quick ? ' --quick' : ''}\``,
-          '',
-          methodNote,
-          '',
-          markdownTable(table),
-          '',
-          ...cellNotes(result, prepared.rows),
+          ...measuredSection(`npm run bench -- mixed${options.quick ? ' --quick' : ''}`, table, result, prepared.rows),
           '',
           '## Best single static setting per burst',
           '',

@@ -4,8 +4,8 @@
  * replica runs its own central queue and counts only its own requests, so with 3 replicas a pod can
  * get 3x its slots; the rows show what that costs against the ideal single queue.
  */
-import { cellNotes, latencyTable, matrixJson, methodNote, strategyBars } from '../lib/matrix-report.js';
-import { burstPlan, prepareMatrix } from '../lib/matrix.js';
+import { latencyTable, matrixJson, measuredSection, strategyBars } from '../lib/matrix-report.js';
+import { prepareBursts } from '../lib/matrix.js';
 import { shape } from '../lib/pods.js';
 import { markdownTable, writeResults } from '../lib/report.js';
 import type { Scenario } from '../lib/scenario.js';
@@ -30,12 +30,11 @@ export const replicas: Scenario = {
   name: 'replicas',
   title: '1 and 3 gateway replicas in front of the same pods, clients spread across them',
   async prepare(options, log) {
-    const plan = burstPlan('replicas', cluster, rows, options);
+    const { plan, prepared, summary } = prepareBursts('replicas', cluster, rows, options, log);
     const bursts = plan.bursts;
-    const prepared = prepareMatrix(plan, options, log);
     return {
       estimateS: prepared.estimateS,
-      plan: `${cluster.label}; bursts ${bursts.join(', ')}; ${prepared.rows.length} rows; ${plan.repeats} repeat(s)`,
+      plan: summary,
       async run() {
         const result = await prepared.run();
         const table = latencyTable(result, prepared.rows, cluster, bursts);
@@ -46,13 +45,7 @@ export const replicas: Scenario = {
           '(a LoadBalancer spreading new clients). Each replica queues and counts only its own requests. Bursts as in',
           '`burst`; median over repeats; nearest-rank percentiles.',
           '',
-          `Command: \`npm run bench -- replicas${options.quick ? ' --quick' : ''}\``,
-          '',
-          methodNote,
-          '',
-          markdownTable(table),
-          '',
-          ...cellNotes(result, prepared.rows),
+          ...measuredSection(`npm run bench -- replicas${options.quick ? ' --quick' : ''}`, table, result, prepared.rows),
           '',
           '![replicas](replicas.png)',
         ].join('\n');
