@@ -16,7 +16,7 @@ export const methodNote =
   "Each measured row starts fresh, gets 400 instant requests (connections, JIT) and one unmeasured burst of 2x the cluster's " +
   "slots, so rows that learn from latency start from what a running gateway knows; adaptive-slot rows (`slots auto`) get two " +
   "unmeasured bursts of 4 s of the cluster's capacity instead (learning a pod's slots takes saturating it for a few service " +
-  'times, and a completion-aware pool rarely saturates a slow pod). Then the bursts in order.';
+  'times, and a completion-aware pool rarely saturates a slow pod), except rows marked cold. Then the bursts in order.';
 
 /** The Markdown lines every burst scenario shows first: its command, how rows start, and the table. */
 export function measuredSection(command: string, table: Table, result: MatrixResult, rows: readonly Row[]): string[] {

@@ -14,7 +14,7 @@ import { sleep } from './procs.js';
 import { Progress } from './progress.js';
 import type { BenchOptions } from './scenario.js';
 import { medianSummary, summarize, type Summary } from './stats.js';
-import { needsCheck, podsLike, scheduleLike, startCostS, startTarget, toolOf, type Row, type TargetSpec } from './targets.js';
+import { needsCheck, podsLike, scheduleLike, startCostS, startTarget, toolOf, type Row } from './targets.js';
 
 export interface MatrixPlan {
   readonly scenario: string;
@@ -132,7 +132,7 @@ export function prepareMatrix(plan: MatrixPlan, options: BenchOptions, log: (lin
       if (plan.measures && !plan.measures(s, r)) continue;
       const bursts = plan.bursts.filter((b) => !plan.skip?.(s, b));
       if (bursts.length > 0) {
-        const primeS = priming(r.target, s).reduce((sum, n) => sum + (simulate(scheduleLike(r.target), burstArrivals(n, plan.windowMs), podsLike(r.target, s.pods)).makespanMs * plan.timeScale) / 1000 + SETTLE_S, 0);
+        const primeS = priming(r, s).reduce((sum, n) => sum + (simulate(scheduleLike(r.target), burstArrivals(n, plan.windowMs), podsLike(r.target, s.pods)).makespanMs * plan.timeScale) / 1000 + SETTLE_S, 0);
         estimateS += (startCostS(r.target) + primeS) * plan.repeats;
       }
       for (const b of bursts) {
@@ -199,7 +199,7 @@ async function runMatrix(
             continue;
           }
           try {
-            for (const n of priming(r.target, s)) await prime(running.sender, n, cluster, plan, path, `${plan.scenario}-prime-${++burstNo}`);
+            for (const n of priming(r, s)) await prime(running.sender, n, cluster, plan, path, `${plan.scenario}-prime-${++burstNo}`);
             for (const b of bursts) {
               progress.begin(label(b), stepS.get(`${r.id}|${s.id}|${b}`) ?? 0);
               const tag = `${plan.scenario}-${++burstNo}`;
@@ -243,10 +243,11 @@ async function runMatrix(
  * or latency averages (completion-aware dispatch, peak-EWMA) and rows that learn nothing get one burst
  * of 2 x the cluster's slots. Adaptive slots must also see each pod saturated for a few service times
  * to learn its slots, and a completion-aware pool rarely saturates a slow pod: those rows get two
- * bursts, each as many requests as the cluster serves in 4 s (a minute of real traffic teaches more).
+ * bursts, each as many requests as the cluster serves in 4 s (a minute of real traffic teaches more),
+ * unless the row is measured `cold` (a fresh gateway's first seconds).
  */
-export function priming(spec: TargetSpec, shape: Shape): number[] {
-  if (spec.kind === 'gateway' && spec.pool.slotsPerEndpoint === 'auto') {
+export function priming(r: Row, shape: Shape): number[] {
+  if (r.target.kind === 'gateway' && r.target.pool.slotsPerEndpoint === 'auto' && !r.cold) {
     const perSecond = shape.pods.reduce((sum, p) => sum + (p.slots * 1000) / p.serviceMs, 0);
     const n = Math.ceil(4 * perSecond);
     return [n, n];

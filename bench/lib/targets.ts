@@ -27,6 +27,8 @@ export interface Row {
   readonly target: TargetSpec;
   /** Rows with the same group share a colour family in plots and a block in tables. */
   readonly group: 'ideal' | 'kube' | 'gateway' | 'peer';
+  /** Measured after the short priming every row gets, even if it learns slots (what a fresh gateway does). */
+  readonly cold?: boolean;
 }
 
 export type Slots = number | 'unlimited' | 'auto';
@@ -64,6 +66,8 @@ export const row = {
       group: 'gateway',
     };
   },
+  /** The same row, measured cold: the first seconds of a gateway that learns its slots. */
+  cold: (r: Row): Row => ({ ...r, id: `${r.id}-cold`, label: `${r.label}, cold`, cold: true }),
   nginx: (): Row => ({ id: 'nginx-least-conn', label: 'nginx least_conn (no queue)', target: { kind: 'nginx', method: 'least_conn' }, group: 'peer' }),
   haproxy: (maxconn?: number): Row => ({
     id: `haproxy-leastconn${maxconn ? `-${maxconn}` : ''}`,

@@ -25,7 +25,7 @@ const AUTO = row.gateway('least-outstanding', 'auto');
 
 /** On the equal cluster only what the comparison needs: auto, the static settings and the ideal. */
 function measuredOn(s: Shape, r: Row): boolean {
-  return s.id === cluster.id || r.id === AUTO.id || /^(gw-least-outstanding|haproxy-leastconn)-\d+$/.test(r.id);
+  return s.id === cluster.id || r.id.startsWith(AUTO.id) || /^(gw-least-outstanding|haproxy-leastconn)-\d+$/.test(r.id);
 }
 
 function rowsFor(quick: boolean): Row[] {
@@ -49,13 +49,14 @@ function bestStatic(result: MatrixResult, rows: readonly Row[], cluster: Shape, 
       .filter((x) => x.m)
       .sort((x, y) => (x.m?.p95 ?? 0) - (y.m?.p95 ?? 0))[0];
   return {
-    header: ['burst', 'ideal p95 s', 'best gateway static', 'p95 s', 'best haproxy maxconn', 'p95 s', 'auto p95 s', 'auto/ideal', 'auto/best static', 'auto/best haproxy'],
+    header: ['burst', 'ideal p95 s', 'best gateway static', 'p95 s', 'best haproxy maxconn', 'p95 s', 'auto p95 s', 'auto/ideal', 'auto/best static', 'auto/best haproxy', 'auto cold p95 s'],
     rows: bursts.map((b) => {
       const ideal = result.summary('ideal', cluster.id, b);
       const g = best(family('gw-least-outstanding-'), b);
       const h = best(family('haproxy-leastconn-'), b);
       const auto = result.summary(AUTO.id, cluster.id, b);
-      return [String(b), sec(ideal?.p95), g?.r.label ?? '-', sec(g?.m?.p95), h?.r.label ?? '-', sec(h?.m?.p95), sec(auto?.p95), ratio(auto?.p95, ideal?.p95), ratio(auto?.p95, g?.m?.p95), ratio(auto?.p95, h?.m?.p95)];
+      const cold = result.summary(row.cold(AUTO).id, cluster.id, b);
+      return [String(b), sec(ideal?.p95), g?.r.label ?? '-', sec(g?.m?.p95), h?.r.label ?? '-', sec(h?.m?.p95), sec(auto?.p95), ratio(auto?.p95, ideal?.p95), ratio(auto?.p95, g?.m?.p95), ratio(auto?.p95, h?.m?.p95), sec(cold?.p95)];
     }),
   };
 }
@@ -64,7 +65,7 @@ export const mixed: Scenario = {
   name: 'mixed',
   title: 'Pods of different capacities: static slots and HAProxy maxconn vs the ideal',
   async prepare(options, log) {
-    const rows = [AUTO, ...rowsFor(options.quick)];
+    const rows = [AUTO, ...(options.quick ? [] : [row.cold(AUTO)]), ...rowsFor(options.quick)];
     const plan = { ...burstPlan('mixed', cluster, rows, options), shapes: [cluster, equal], measures: measuredOn };
     const bursts = plan.bursts;
     const prepared = prepareMatrix(plan, options, log);
