@@ -2,7 +2,8 @@
  * `replicas` (issue 6 item 4): 1 and 3 gateway processes in front of the same pods, the load
  * generator spreading requests across the replicas round-robin as a cloud LoadBalancer would. Each
  * replica runs its own central queue and counts only its own requests, so with 3 replicas a pod can
- * get 3x its slots; the rows show what that costs against the ideal single queue.
+ * get 3x its slots; the rows show what that costs against the ideal single queue, and how adaptive
+ * slots fare when each replica learns alone from latency that the others' requests also shape.
  */
 import { latencyTable, matrixJson, measuredSection, strategyBars } from '../lib/matrix-report.js';
 import { prepareBursts } from '../lib/matrix.js';
@@ -20,6 +21,9 @@ const rows = [
   row.gateway('least-outstanding', 2),
   row.gateway('least-outstanding', 2, { replicas: 3 }),
   row.gateway('least-outstanding', 1, { replicas: 3 }),
+  row.gateway('least-outstanding', 2, { replicas: 3, pool: { dispatch: 'earliest-completion' } }),
+  row.gateway('least-outstanding', 'auto'),
+  row.gateway('least-outstanding', 'auto', { replicas: 3 }),
   row.gateway('least-outstanding', 'unlimited', { replicas: 3 }),
   row.gateway('round-robin', 'unlimited'),
   row.idealGreedy(),
