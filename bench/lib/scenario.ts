@@ -11,6 +11,16 @@ export interface BenchOptions {
   readonly outDir: string;
 }
 
+/** The command line that reproduces a scenario run with these options, for the result files. */
+export function benchCommand(scenario: string, options: BenchOptions): string {
+  const flags = [
+    options.quick ? ' --quick' : '',
+    options.rows ? ` --rows ${options.rows.join(',')}` : '',
+    options.repeats !== undefined ? ` --repeats ${options.repeats}` : '',
+  ];
+  return `npm run bench -- ${scenario}${flags.join('')}`;
+}
+
 export interface Prepared {
   /** Seconds the plan is expected to take. */
   readonly estimateS: number;

@@ -24,7 +24,7 @@ import { timeSeries, type TimeLine } from '../lib/plot.js';
 import { periodic } from '../lib/procs.js';
 import { clock, Progress } from '../lib/progress.js';
 import { fixed, machine, markdownTable, ratio, sec, writeResults, type Table } from '../lib/report.js';
-import type { Scenario } from '../lib/scenario.js';
+import { benchCommand, type Scenario } from '../lib/scenario.js';
 import { demand, scrape } from '../lib/scrape.js';
 import { seededRandom, summarize, windows } from '../lib/stats.js';
 
@@ -251,7 +251,7 @@ export const autoscale: Scenario = {
             .filter(({ x, prev }) => x.decision && prev && x.replicas !== prev.replicas)
             .map(({ x, prev }) => [fixed(x.t, 1), `${prev?.replicas} -> ${x.replicas}`, fixed(x.demand), fixed(x.decision?.metric, 2), fixed(x.decision?.usageRatio, 2), String(x.decision?.recommendation), x.decision?.limitedBy ?? '']);
           const eventTable: Table = { header: ['t s', 'pods', 'demand', 'metric (demand / pods)', 'usage ratio', 'recommendation', 'held back by'], rows: events };
-          const command = `npm run bench -- autoscale${options.quick ? ' --quick' : ''}`;
+          const command = benchCommand('autoscale', options);
           const md = [
             "# Autoscaling on the gateway's demand",
             '',

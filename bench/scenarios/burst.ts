@@ -11,7 +11,7 @@ import { latencyTable, matrixJson, measuredSection, strategyBars } from '../lib/
 import { prepareBursts, type MatrixResult } from '../lib/matrix.js';
 import { shape } from '../lib/pods.js';
 import { markdownTable, ratio, sec, writeResults, type Table } from '../lib/report.js';
-import type { Scenario } from '../lib/scenario.js';
+import { benchCommand, type Scenario } from '../lib/scenario.js';
 import { gatewayBalancers, row } from '../lib/targets.js';
 
 const cluster = shape('4 pods: 3 fast + 1 weak', [
@@ -116,7 +116,7 @@ export const burst: Scenario = {
           'takes the first slot that frees (the fastest one among several free at arrival); earliest completion:',
           'the head goes to the slot that finishes it first, even if it must wait for it. Both simulated (DES).',
           '',
-          ...measuredSection('npm run bench -- burst', table, result, prepared.rows),
+          ...measuredSection(benchCommand('burst', options), table, result, prepared.rows),
           '',
           `## Acceptance (issue 2): ${rows.find((r) => r.id === CANDIDATE)?.label} vs ideal and vs ${rows.find((r) => r.id === BASELINE)?.label}`,
           '',

@@ -18,7 +18,7 @@ import { shape, startCluster, type Cluster, type Shape } from '../lib/pods.js';
 import { sleep } from '../lib/procs.js';
 import { Progress } from '../lib/progress.js';
 import { fixed, machine, markdownTable, ratio, sec, writeResults, type Table } from '../lib/report.js';
-import type { Scenario } from '../lib/scenario.js';
+import { benchCommand, type Scenario } from '../lib/scenario.js';
 import { scrape, type Scrape } from '../lib/scrape.js';
 import { seededRandom, summarize, type Summary } from '../lib/stats.js';
 
@@ -345,7 +345,7 @@ export const cache: Scenario = {
               String(r.podParses - (r.answers.miss ?? 0)),
             ]),
         };
-        const command = `npm run bench -- cache${options.quick ? ' --quick' : ''}`;
+        const command = benchCommand('cache', options);
         const md = [
           '# NLU parse cache on a Zipf workload',
           '',

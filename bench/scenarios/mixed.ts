@@ -9,7 +9,7 @@ import { latencyTable, matrixJson, measuredSection, strategyBars } from '../lib/
 import { burstPlan, prepareMatrix, type MatrixResult } from '../lib/matrix.js';
 import { shape, type Shape } from '../lib/pods.js';
 import { markdownTable, ratio, sec, writeResults, type Table } from '../lib/report.js';
-import type { Scenario } from '../lib/scenario.js';
+import { benchCommand, type Scenario } from '../lib/scenario.js';
 import { row, type Row } from '../lib/targets.js';
 
 const cluster = shape('mixed: 2- and 4-slot pods, normal and weak', [
@@ -87,7 +87,7 @@ export const mixed: Scenario = {
           'which pod is which: gateway `slotsPerEndpoint` and HAProxy `maxconn` are one number for every pod. The ideal',
           "schedules use each pod's true slots. Bursts as in `burst`; median over repeats; nearest-rank percentiles.",
           prepared.unavailable.has(AUTO.id) ? `\n\`slotsPerEndpoint: auto\`: n/a (${prepared.unavailable.get(AUTO.id)}).\n` : '',
-          ...measuredSection(`npm run bench -- mixed${options.quick ? ' --quick' : ''}`, table, result, prepared.rows),
+          ...measuredSection(benchCommand('mixed', options), table, result, prepared.rows),
           '',
           '## Best single static setting per burst',
           '',

@@ -20,7 +20,7 @@ import { hbarChart } from '../lib/plot.js';
 import { benchTmp, coreCount, cpuSeconds, startProcess } from '../lib/procs.js';
 import { Progress } from '../lib/progress.js';
 import { fixed, machine, markdownTable, ratio, writeResults, type Table } from '../lib/report.js';
-import type { Scenario } from '../lib/scenario.js';
+import { benchCommand, type Scenario } from '../lib/scenario.js';
 import { median } from '../lib/stats.js';
 import { gatewayBalancers, row, startProxy, toolOf, type Proxy, type ProxySpec, type Row } from '../lib/targets.js';
 
@@ -253,7 +253,7 @@ export const overhead: Scenario = {
           `process. ${pinned ? 'The proxy is pinned to core 1; load generator and upstream share core 0, so a cheap proxy is capped by core 0 (see the direct row): compare CPU per request.' : 'Unpinned (one core).'}`,
           '"proxy CPU us/req": user + system CPU of the proxy processes during the run, per request answered.',
           '',
-          `Command: \`npm run bench -- overhead${options.quick ? ' --quick' : ''}\``,
+          `Command: \`${benchCommand('overhead', options)}\``,
           '',
           `**${headline}**`,
           '',

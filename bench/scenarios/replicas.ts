@@ -9,7 +9,7 @@ import { latencyTable, matrixJson, measuredSection, strategyBars } from '../lib/
 import { prepareBursts } from '../lib/matrix.js';
 import { shape } from '../lib/pods.js';
 import { markdownTable, writeResults } from '../lib/report.js';
-import type { Scenario } from '../lib/scenario.js';
+import { benchCommand, type Scenario } from '../lib/scenario.js';
 import { row } from '../lib/targets.js';
 
 const cluster = shape('4 pods: 3 fast + 1 weak', [
@@ -49,7 +49,7 @@ export const replicas: Scenario = {
           '(a LoadBalancer spreading new clients). Each replica queues and counts only its own requests. Bursts as in',
           '`burst`; median over repeats; nearest-rank percentiles.',
           '',
-          ...measuredSection(`npm run bench -- replicas${options.quick ? ' --quick' : ''}`, table, result, prepared.rows),
+          ...measuredSection(benchCommand('replicas', options), table, result, prepared.rows),
           '',
           '![replicas](replicas.png)',
         ].join('\n');

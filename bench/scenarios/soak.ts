@@ -31,7 +31,7 @@ import { shape, startCluster, type Cluster } from '../lib/pods.js';
 import { cpuSeconds, periodic, procStatusBytes, sleep } from '../lib/procs.js';
 import { clock, Progress } from '../lib/progress.js';
 import { fixed, machine, markdownTable, writeResults, type Table } from '../lib/report.js';
-import type { Scenario } from '../lib/scenario.js';
+import { benchCommand, type Scenario } from '../lib/scenario.js';
 import { scrape, type Scrape } from '../lib/scrape.js';
 import { seededRandom, summarize } from '../lib/stats.js';
 
@@ -571,7 +571,7 @@ export const soak: Scenario = {
             return [id, String(s.n), fixed(s.p50, 1), fixed(s.p95, 1), fixed(s.p99, 1), fixed(s.max, 1)];
           }),
         };
-        const command = `npm run bench -- soak${options.quick ? ' --quick' : ''}`;
+        const command = benchCommand('soak', options);
         const problemLines = Object.entries(problems).map(([k, n]) => `- ${n} x ${k}`);
         const md = [
           '# Soak: mixed good and bad traffic',

@@ -17,7 +17,7 @@ import { prepareMatrix, type MatrixPlan, type MatrixResult } from '../lib/matrix
 import { linePanels, type Chart } from '../lib/plot.js';
 import { shape, type Shape } from '../lib/pods.js';
 import { markdownTable, ratio, sec, writeResults, type Table } from '../lib/report.js';
-import type { Scenario } from '../lib/scenario.js';
+import { benchCommand, type Scenario } from '../lib/scenario.js';
 import type { Summary } from '../lib/stats.js';
 import { gatewayBalancers, row, type Row } from '../lib/targets.js';
 
@@ -249,7 +249,7 @@ export const study: Scenario = {
           '100 req/s: processor sharing); the emulated pods are FIFO (the model of shared/study.md), so our ranges start low.',
           'Compare the tops of the ranges (the last answer), which depend only on capacity and balancing.',
           '',
-          `Command: \`npm run bench -- study${options.quick ? ' --quick' : ''}\``,
+          `Command: \`${benchCommand('study', options)}\``,
           '',
           methodNote,
           '',
