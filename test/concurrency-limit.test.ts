@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PodLimiter } from '../src/load/concurrency-limit.js';
 import { burstArrivals, simulate } from '../bench/lib/ideal.js';
-import { percentile, Sim } from './helpers/pod-sim.js';
+import { percentile, Sim, type SimOptions, type SimRequest } from './helpers/pod-sim.js';
 
 /** Samples each pod's limit every 100 ms of virtual time while `clients` keep requests outstanding. */
 function observe(sim: Sim, clients: number, durationMs: number): number[][] {
@@ -100,8 +100,13 @@ test('cheap answers (GET /version) neither grow the limit nor teach a service ti
 test('one slow outlier is not read as queueing; a run of them re-learns the pod', () => {
   const limiter = new PodLimiter({ minSlots: 1, maxSlots: 16 }, 0);
   let now = 0;
+  // One full round: `limit` requests granted together, each answering after `latency` ms.
   const round = (latency: number) => {
-    for (let i = 0, n = limiter.limit; i < n; i++) limiter.observe(latency, n, (now += latency / n));
+    const n = limiter.limit;
+    const members = Array.from({ length: n }, () => limiter.started(now));
+    now += latency;
+    for (const member of members) limiter.observe(latency, n, now, member);
+    now += 1;
   };
   for (let i = 0; i < 6; i++) round(300);
   const grown = limiter.limit;
@@ -115,23 +120,75 @@ test('one slow outlier is not read as queueing; a run of them re-learns the pod'
   assert.equal(limiter.limit, 1, 're-learning starts the pod over at minSlots');
 });
 
+/** The `mixed` bench's cluster: 2- and 4-slot pods, normal and three times slower. */
+const MIXED = [
+  { slots: 4, serviceMs: 300 },
+  { slots: 4, serviceMs: 900 },
+  { slots: 2, serviceMs: 300 },
+  { slots: 2, serviceMs: 900 },
+];
+
+/** `auto` on the mixed cluster after the bench's priming for it: two bursts of 4 s of the cluster's capacity. */
+function primedAuto(noise?: SimOptions['noise']): Sim {
+  const sim = new Sim({ pods: MIXED, slots: 'auto', ...(noise ? { noise } : {}) });
+  const capacity = Math.ceil(4 * MIXED.reduce((sum, p) => sum + (p.slots * 1000) / p.serviceMs, 0));
+  sim.burst(capacity);
+  sim.burst(capacity);
+  return sim;
+}
+
+const p95 = (requests: readonly SimRequest[]) => percentile(requests.map((r) => r.latencyMs), 95);
+
 test('warmed up, auto slots on a cluster of mixed capacities schedule bursts as the ideal does with every true slot count', () => {
-  // The `mixed` bench's cluster, its priming for `auto` (two bursts of 4 s of the cluster's capacity), then its bursts.
-  const pods = [
-    { slots: 4, serviceMs: 300 },
-    { slots: 4, serviceMs: 900 },
-    { slots: 2, serviceMs: 300 },
-    { slots: 2, serviceMs: 900 },
-  ];
-  const sim = new Sim({ pods, slots: 'auto' });
-  const capacity = Math.ceil(4 * pods.reduce((sum, p) => sum + (p.slots * 1000) / p.serviceMs, 0));
-  sim.burst(capacity);
-  sim.burst(capacity);
+  const sim = primedAuto();
   assert.deepEqual(sim.backends.map((b) => b.provenSlots), [4, 4, 2, 2], 'learned every true slot count');
   for (const n of [10, 50, 100]) {
-    const latencies = sim.burst(n).map((r) => r.latencyMs);
-    const ideal = simulate('greedy', burstArrivals(n, 1000), pods).latenciesMs;
-    const [ours, best] = [percentile(latencies, 95), percentile(ideal, 95)];
+    const ideal = simulate('greedy', burstArrivals(n, 1000), MIXED).latenciesMs;
+    const [ours, best] = [p95(sim.burst(n)), percentile(ideal, 95)];
     assert.ok(ours <= best * 1.02, `burst ${n}: p95 ${ours} ms, ideal ${best} ms`);
   }
+});
+
+test('with noisy service times auto proves no slot a pod lacks, and beats every single static slot count', () => {
+  // 3 % service-time noise: a request timed to start as a proven slot frees answers unqueued whatever
+  // the pod has; counted by its in-flight count at the grant it proved a 5th slot on the 4-slot weak pod.
+  for (let seed = 1; seed <= 6; seed++) {
+    const noise = { share: 0.03, extraMs: 2, seed };
+    const auto = primedAuto(noise);
+    auto.backends.forEach((b, i) => assert.ok(b.provenSlots <= MIXED[i]!.slots, `seed ${seed}: pod ${i} proven ${b.provenSlots}, has ${MIXED[i]!.slots}`));
+    // HAProxy `leastconn` + `maxconn` 1-4 is the greedy central queue with one static slot count for every pod.
+    const statics = [1, 2, 3, 4].map((slots) => new Sim({ pods: MIXED, slots, noise }));
+    for (const sim of statics) sim.burst(24);
+    for (const n of [10, 50, 100]) {
+      const ours = p95(auto.burst(n));
+      const best = Math.min(...statics.map((sim) => p95(sim.burst(n))));
+      assert.ok(ours < best, `seed ${seed}, burst ${n}: auto p95 ${ours} ms, best static ${best} ms`);
+    }
+    assert.deepEqual(auto.backends.map((b) => b.provenSlots), [4, 4, 2, 2], `seed ${seed}: learned every true slot count`);
+  }
+});
+
+test('a round is judged on every request granted in it, not on the first to answer', () => {
+  const limiter = new PodLimiter({ minSlots: 1, maxSlots: 16 }, 0);
+  let now = 0;
+  while (limiter.limit < 5) {
+    const members = Array.from({ length: limiter.limit }, () => limiter.started(now));
+    now += 600;
+    for (const member of members) limiter.observe(600, members.length, now, member);
+    now += 1;
+  }
+  const proven = limiter.proven;
+  assert.equal(limiter.limit, 5);
+  assert.ok(proven < 5);
+  // A 4-slot pod tried at 5: four answer in 600 ms; the fifth waits inside the pod until 1200 ms.
+  const start = now;
+  const members = Array.from({ length: 5 }, () => limiter.started(start));
+  for (const member of members.slice(0, 4)) limiter.observe(600, 5, start + 600, member);
+  // A request granted after the round filled answers before the fifth: it is no sample of this round.
+  assert.equal(limiter.started(start + 600), 0);
+  limiter.observe(600, 5, start + 1200, 0);
+  assert.equal(limiter.limit, 5, 'not judged before its queued member answers');
+  assert.equal(limiter.proven, proven, 'the four quick answers prove nothing');
+  limiter.observe(1200, 5, start + 1200, members[4]);
+  assert.equal(limiter.limit, 4, 'the queued fifth shrinks the limit to what the pod ran');
 });

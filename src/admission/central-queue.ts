@@ -48,8 +48,8 @@ export interface SlotSource {
   pickFree(avoid: Backend | undefined): Backend | undefined;
   /** Whether any pod accepts new work (free slot or not). */
   hasWorkingBackend(): boolean;
-  /** Takes one slot on `backend` (in-flight accounting). */
-  occupy(backend: Backend): void;
+  /** Takes one slot on `backend` for `ticket` (in-flight accounting); the ticket's grant fields are set. */
+  occupy(backend: Backend, ticket: Ticket): void;
   now(): number;
   readonly timers?: Timers;
 }
@@ -237,11 +237,10 @@ export class CentralQueue {
   }
 
   private grant(ticket: Ticket, backend: Backend): void {
-    this.slots.occupy(backend);
     ticket.state = 'granted';
     ticket.backend = backend;
     ticket.grantedAtMs = this.slots.now();
-    ticket.grantedInflight = backend.inflight;
+    this.slots.occupy(backend, ticket);
     this.dispatcher?.granted(ticket, backend);
     ticket.onGranted(backend);
   }

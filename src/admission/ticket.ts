@@ -16,6 +16,10 @@ export abstract class Ticket {
   grantedAtMs = 0;
   /** Requests in flight on the granted pod right after the grant, this one included (what it queued behind). */
   grantedInflight = 0;
+  /** The pod's `inflightArea` at the grant: what the request's mean concurrency is measured from. */
+  grantedArea = 0;
+  /** The adaptive limiter's round this request is a sample of (0: none); see `load/concurrency-limit.ts`. */
+  limiterRound = 0;
   /** Completion-aware dispatch: when it was expected to start on its pod (later than the grant if it queues there). */
   expectedStartMs = 0;
   /** The pod this request must use (sticky conversation); undefined: any pod. */

@@ -10,12 +10,17 @@
  *   `windowMs` and a pod that got slower for good is re-learned).
  * - Service time: the mean of unqueued samples (within `tolerance` of the minimum), so noise in
  *   service times does not read as queueing.
- * - Rounds of `limit` samples granted since the round began (about one service time when the pod is
- *   busy; at most three service times), Vegas' diff = inflight x (1 - service / average): the requests
- *   waiting inside the pod (Little's law, with the in-flight count the samples saw). Half a request or
- *   more: shrink to inflight x service / average, the pod's slots by the same law (the gradient). No
- *   queueing and the pod used its limit: grow, x1.5 per round in slow start (a new pod, or after
- *   re-learning) until the first shrink, then by one.
+ * - Rounds: the first `limit` requests granted after a round begins, judged once all have answered
+ *   (about one service time when the pod is busy; at most three service times). Vegas' diff =
+ *   inflight x (1 - service / average): the requests waiting inside the pod (Little's law). Half a
+ *   request or more: shrink to inflight x service / average, the pod's slots by the same law (the
+ *   gradient). No queueing and the pod used its limit: grow, x1.5 per round in slow start (a new pod,
+ *   or after re-learning) until the first shrink, then by one.
+ * - "inflight" is each request's mean in-flight count over its life (the pod's in-flight count
+ *   integrated over time, `Backend.inflightArea`), not the count at its grant: completion-aware dispatch
+ *   times a request past the proven slots to start as one frees, so it is granted beside `limit - 1`
+ *   others but runs beside fewer; counted at the grant it would "prove" a slot the pod does not have
+ *   (a 4-slot pod proven at 5 under 3 % service-time noise, and the plan then overloading it).
  * - Probing costs a queued request, so a limit that just showed queueing is not tried again for a hold
  *   that doubles while probes keep failing (BBR-like), and resets once one succeeds or the pod changes.
  *   Proven slots (the highest limit with a clean round, `Backend.provenSlots`) tell completion-aware
@@ -64,6 +69,11 @@ const QUEUED = 0.5;
 const ROUND_SERVICE_TIMES = 3;
 /** Slow-start growth per clean round (at least one more). */
 const SLOW_START_GROWTH = 1.5;
+/**
+ * A sample uses the round's limit when its mean concurrency is within this of it: a pod kept full still
+ * dips below its limit for a moment after each release, before the next grant.
+ */
+const SATURATED_SLACK = 0.25;
 /** Weight of a new sample in the service-time average. */
 const SERVICE_ALPHA = 0.2;
 
@@ -86,8 +96,14 @@ export class PodLimiter {
   private curStartMs: number;
   private prevMin = Infinity;
   private roundLimit: number;
-  /** A round counts requests granted after it began: earlier ones ran under another limit. */
+  /**
+   * A round's samples are the first `roundLimit` requests granted after it began (earlier ones ran under
+   * another limit), and it ends when they have all answered: ending at the first `roundLimit` answers
+   * instead would keep the fastest and drop the ones that queued.
+   */
   private roundStartMs: number;
+  private roundId = 1;
+  private roundMembers = 0;
   private roundCount = 0;
   private roundRatio = 0;
   private roundInflight = 0;
@@ -117,11 +133,18 @@ export class PodLimiter {
     this.lastHeavyMs = nowMs;
   }
 
+  /** A request was granted on the pod: returns the round it is a sample of (0: none), for `observe`. */
+  started(nowMs: number): number {
+    if (nowMs < this.roundStartMs || this.roundMembers >= this.roundLimit) return 0;
+    this.roundMembers++;
+    return this.roundId;
+  }
+
   /**
-   * A request ended well after `latencyMs`; `inflight` is the pod's in-flight count right after the
-   * request was granted (itself included). Returns the (possibly new) limit.
+   * A request ended well after `latencyMs`; `inflight` is the pod's mean in-flight count over the
+   * request's life (itself included); `round` what `started` returned for it. Returns the (possibly new) limit.
    */
-  observe(latencyMs: number, inflight: number, nowMs: number): number {
+  observe(latencyMs: number, inflight: number, nowMs: number, round = 0): number {
     if (!(latencyMs >= MIN_SAMPLE_MS)) return this.limit;
     const l = latencyMs;
     const n = Math.max(1, inflight);
@@ -146,13 +169,18 @@ export class PodLimiter {
     // The service time is the mean of unqueued samples: noise in service times cancels out of the ratio.
     if (l <= this.baseMs * (1 + this.tolerance)) this.serviceMs = this.serviceMs === 0 ? l : this.serviceMs + SERVICE_ALPHA * (l - this.serviceMs);
     if (this.serviceMs < this.baseMs) this.serviceMs = this.baseMs;
-    const ratio = l / this.serviceMs;
-    if (nowMs - latencyMs < this.roundStartMs) return this.limit;
-    this.roundCount++;
-    this.roundRatio += ratio;
-    this.roundInflight += n;
-    if (n >= this.roundLimit) this.roundSaturated++;
-    if (this.roundCount >= this.roundLimit || nowMs - this.roundStartMs >= ROUND_SERVICE_TIMES * this.serviceMs) this.endRound(nowMs);
+    if (round === this.roundId) {
+      this.roundCount++;
+      this.roundRatio += l / this.serviceMs;
+      this.roundInflight += n;
+      if (n >= this.roundLimit - SATURATED_SLACK) this.roundSaturated++;
+    }
+    const complete = this.roundMembers >= this.roundLimit && this.roundCount >= this.roundMembers;
+    // A member that failed never answers: a round also ends after a few service times.
+    if (complete || nowMs - this.roundStartMs >= ROUND_SERVICE_TIMES * this.serviceMs) {
+      if (this.roundCount > 0) this.endRound(nowMs);
+      else this.newRound(nowMs);
+    }
     return this.limit;
   }
 
@@ -191,6 +219,8 @@ export class PodLimiter {
   }
 
   private newRound(nowMs: number): void {
+    this.roundId++;
+    this.roundMembers = 0;
     this.roundLimit = this.limit;
     this.roundStartMs = nowMs;
     this.roundCount = 0;
@@ -259,6 +289,10 @@ export class AdaptiveLimits {
     pool.listen({
       backendAdded: (b) => this.add(b),
       backendRemoved: (b) => this.pods.delete(b),
+      requestStarted: (b, ticket) => {
+        const limiter = this.pods.get(b);
+        ticket.limiterRound = limiter ? limiter.started(this.pool.now()) : 0;
+      },
       requestEnded: (b, outcome, latencyMs, ticket) => this.ended(b, outcome, latencyMs, ticket),
     });
   }
@@ -280,10 +314,21 @@ export class AdaptiveLimits {
     if (outcome !== 'ok' || latencyMs === undefined) return;
     const limiter = this.pods.get(backend);
     if (!limiter) return;
-    limiter.observe(latencyMs, ticket.grantedInflight, this.pool.now());
+    limiter.observe(latencyMs, meanConcurrency(backend, ticket, this.pool.now()), this.pool.now(), ticket.limiterRound);
     backend.serviceMs = limiter.serviceMs;
     if (!this.options.adjust) return;
     backend.provenSlots = limiter.proven;
     if (backend.limit !== limiter.limit) this.pool.setLimit(backend, limiter.limit);
   }
+}
+
+/**
+ * The pod's mean in-flight count over the request's life (Little's law), this request included: what it
+ * really shared the pod with. The count at the grant alone would credit a request sent just before
+ * another ended with a concurrency the pod never ran.
+ */
+function meanConcurrency(backend: Backend, ticket: Ticket, nowMs: number): number {
+  const lifeMs = nowMs - ticket.grantedAtMs;
+  if (!(lifeMs > 0)) return ticket.grantedInflight;
+  return (backend.areaAt(nowMs) - ticket.grantedArea) / lifeMs;
 }

@@ -30,6 +30,12 @@ export class Backend {
   /** While slow-starting: when the ramp ends (ms); 0 otherwise. */
   slowStartUntilMs = 0;
   inflight = 0;
+  /**
+   * The in-flight count integrated over time (request x ms) up to `inflightSinceMs`: a request's mean
+   * concurrency on this pod is the growth of this over its life divided by its latency (Little's law).
+   */
+  inflightArea = 0;
+  inflightSinceMs = 0;
   /** Slots: requests this pod may have in flight at once. Infinity when unlimited. */
   limit: number;
   /**
@@ -64,6 +70,18 @@ export class Backend {
     this.zone = info.zone;
     this.limit = limit;
     this.latency = new PeakEwma(seedLatencyMs, nowMs);
+  }
+
+  /** Changes the in-flight count by `delta` at `nowMs`, keeping `inflightArea` exact. */
+  addInflight(delta: number, nowMs: number): void {
+    this.inflightArea = this.areaAt(nowMs);
+    this.inflightSinceMs = nowMs;
+    this.inflight += delta;
+  }
+
+  /** `inflightArea` as of `nowMs`. */
+  areaAt(nowMs: number): number {
+    return this.inflightArea + this.inflight * (nowMs - this.inflightSinceMs);
   }
 
   get hasFreeSlot(): boolean {

@@ -36,6 +36,8 @@ export interface PoolListener {
   backendRemoved?(backend: Backend): void;
   /** A pod's state changed (discovery, ejection). */
   stateChanged?(backend: Backend): void;
+  /** A request was granted a slot on `backend` (hot path: keep it cheap). */
+  requestStarted?(backend: Backend, ticket: Ticket): void;
   /** A request on `backend` ended (hot path: keep it cheap). */
   requestEnded?(backend: Backend, outcome: Outcome, latencyMs: number | undefined, ticket: Ticket): void;
 }
@@ -59,6 +61,7 @@ export class Pool {
   private slotsPerEndpoint: number;
   private readonly listeners: PoolListener[] = [];
   private readonly endListeners: PoolListener[] = [];
+  private readonly startListeners: PoolListener[] = [];
   /** Pods accepting new work, whether or not a slot is free. */
   private working = 0;
   /** Requests holding a slot in this pool. */
@@ -91,7 +94,7 @@ export class Pool {
       {
         pickFree: (avoid) => this.pickFree(avoid),
         hasWorkingBackend: () => this.working > 0,
-        occupy: (backend) => this.occupy(backend),
+        occupy: (backend, ticket) => this.occupy(backend, ticket),
         now: this.now,
         ...(timers ? { timers } : {}),
       },
@@ -102,6 +105,7 @@ export class Pool {
   listen(listener: PoolListener): void {
     this.listeners.push(listener);
     if (listener.requestEnded) this.endListeners.push(listener);
+    if (listener.requestStarted) this.startListeners.push(listener);
   }
 
   get backends(): IterableIterator<Backend> {
@@ -134,7 +138,7 @@ export class Pool {
     if (ticket.state !== 'granted') return;
     ticket.state = 'released';
     const backend = ticket.backend as Backend;
-    backend.inflight--;
+    backend.addInflight(-1, this.now());
     this.inflight--;
     backend.requests++;
     if (outcome === 'error') backend.failures++;
@@ -237,10 +241,13 @@ export class Pool {
     this.queue.repinWaiters(backend);
   }
 
-  private occupy(backend: Backend): void {
-    backend.inflight++;
+  private occupy(backend: Backend, ticket: Ticket): void {
+    backend.addInflight(1, ticket.grantedAtMs);
     this.inflight++;
     this.free.update(backend);
+    ticket.grantedInflight = backend.inflight;
+    ticket.grantedArea = backend.inflightArea;
+    for (const l of this.startListeners) l.requestStarted!(backend, ticket);
   }
 
   /** A new pod starts at the pool's average latency, so peak-EWMA neither floods nor starves it. */

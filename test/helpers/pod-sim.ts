@@ -69,6 +69,8 @@ export class SimPod {
     private readonly clock: VirtualClock,
     public slots: number,
     public serviceMs: number,
+    /** Each service time drawn from this (default: exactly `serviceMs`), as real pods vary. */
+    private readonly draw: (serviceMs: number) => number = (ms) => ms,
   ) {}
 
   submit(done: () => void): void {
@@ -86,7 +88,7 @@ export class SimPod {
       const next = this.waiting.shift();
       if (next) this.start(next);
       done();
-    }, this.serviceMs);
+    }, this.draw(this.serviceMs));
   }
 }
 
@@ -129,6 +131,8 @@ export interface SimOptions {
   readonly limiter?: Partial<LimiterOptions>;
   readonly maxWaitMs?: number;
   readonly balancer?: 'least-outstanding' | 'round-robin';
+  /** Service-time noise: each request takes serviceMs x (1 ± share) + [0, extraMs), uniform, seeded. */
+  readonly noise?: { readonly share: number; readonly extraMs: number; readonly seed: number };
 }
 
 export class Sim {
@@ -154,7 +158,10 @@ export class Sim {
       random: seeded(7),
       timers: this.clock,
     });
-    this.pods = options.pods.map((p) => new SimPod(this.clock, p.slots, p.serviceMs));
+    const noise = options.noise;
+    const random = noise ? seeded(noise.seed) : undefined;
+    const draw = noise && random ? (ms: number) => ms * (1 + noise.share * (2 * random() - 1)) + noise.extraMs * random() : undefined;
+    this.pods = options.pods.map((p) => new SimPod(this.clock, p.slots, p.serviceMs, draw));
     const endpoints = options.pods.map((_, i) => endpoint(i + 1));
     endpoints.forEach((e, i) => this.index.set(e.key, i));
     if (auto || dispatch === 'earliest-completion') {
