@@ -152,10 +152,10 @@ test('warmed up, auto slots on a cluster of mixed capacities schedule bursts as 
 test('with noisy service times auto proves no slot a pod lacks, and beats every single static slot count', () => {
   // 3 % service-time noise: a request timed to start as a proven slot frees answers unqueued whatever
   // the pod has; counted by its in-flight count at the grant it proved a 5th slot on the 4-slot weak pod.
-  for (let seed = 1; seed <= 6; seed++) {
+  for (let seed = 1; seed <= 10; seed++) {
     const noise = { share: 0.03, extraMs: 2, seed };
     const auto = primedAuto(noise);
-    auto.backends.forEach((b, i) => assert.ok(b.provenSlots <= MIXED[i]!.slots, `seed ${seed}: pod ${i} proven ${b.provenSlots}, has ${MIXED[i]!.slots}`));
+    assert.deepEqual(auto.backends.map((b) => b.provenSlots), [4, 4, 2, 2], `seed ${seed}: primed, learned every true slot count`);
     // HAProxy `leastconn` + `maxconn` 1-4 is the greedy central queue with one static slot count for every pod.
     const statics = [1, 2, 3, 4].map((slots) => new Sim({ pods: MIXED, slots, noise }));
     for (const sim of statics) sim.burst(24);
@@ -164,7 +164,7 @@ test('with noisy service times auto proves no slot a pod lacks, and beats every 
       const best = Math.min(...statics.map((sim) => p95(sim.burst(n))));
       assert.ok(ours < best, `seed ${seed}, burst ${n}: auto p95 ${ours} ms, best static ${best} ms`);
     }
-    assert.deepEqual(auto.backends.map((b) => b.provenSlots), [4, 4, 2, 2], `seed ${seed}: learned every true slot count`);
+    assert.deepEqual(auto.backends.map((b) => b.provenSlots), [4, 4, 2, 2], `seed ${seed}: and kept them through the bursts`);
   }
 });
 

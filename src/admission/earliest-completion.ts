@@ -10,8 +10,9 @@
  * faster one can finish it sooner). A free slot is left idle only while a faster pod is expected to
  * finish the request sooner.
  *
- * Predictions: a pod runs its proven slots in parallel (a probe slot above them queues inside), each
- * request for the pod's service time. A request running longer than that raises the pod's estimate to
+ * Predictions: a pod runs its proven slots in parallel (a probe slot above them queues inside; while
+ * the pod is in slow start, one of them counts as a server on trial), each request for the pod's
+ * service time. A request running longer than that raises the pod's estimate to
  * its age (the pod is at least that slow now) and is predicted to end as far ahead as it is late, so a
  * hung or mis-estimated pod loses its claim: a waiter held for it moves to a free slot after about half
  * the free slot's service time at most, and a wake-up timer re-plans when no event comes. An ejected, draining or removed pod drops out of the plan at once. Held waiters are ordinary
@@ -87,7 +88,7 @@ export class EarliestCompletion implements Dispatcher {
     const pod = this.podOf(backend);
     const now = ticket.grantedAtMs;
     // Sent past the pod's proven slots, it starts when one of them frees (a probe queues inside the pod).
-    if (pod.running.length < Math.min(backend.limit, backend.provenSlots)) ticket.expectedStartMs = now;
+    if (pod.running.length < serverCount(backend)) ticket.expectedStartMs = now;
     else ticket.expectedStartMs = Math.max(now, this.fillServers(pod, backend, backend.serviceMs > 0 ? backend.serviceMs : DEFAULT_SERVICE_MS, now)[0] as number);
     pod.running.push(ticket);
   }
@@ -257,7 +258,7 @@ export class EarliestCompletion implements Dispatcher {
   /** The pod's servers (proven slots) and when each frees: it runs them in parallel, the rest FIFO in grant order. */
   private fillServers(pod: PodPlan, b: Backend, estimate: number, now: number): number[] {
     const servers = pod.servers;
-    servers.length = Math.max(1, Math.min(b.limit, b.provenSlots, b.inflight + MAX_WALK));
+    servers.length = Math.max(1, Math.min(serverCount(b), b.inflight + MAX_WALK));
     servers.fill(-Infinity);
     for (let t = pod.running.peek(); t; t = t.next) {
       const start = Math.max(t.expectedStartMs, servers[0] as number);
@@ -310,6 +311,11 @@ function expectedEnd(start: number, estimate: number, now: number): number {
   if (end > now) return end;
   const late = now - end;
   return now + late + Math.min(late, estimate) + 1;
+}
+
+/** Slots the plan expects the pod to run in parallel: its proven ones and its trial slot, within its limit. */
+function serverCount(b: Backend): number {
+  return Math.min(b.limit, b.provenSlots + b.trialSlots);
 }
 
 /** When a request given to this pod next would be done. */

@@ -25,11 +25,14 @@
  *   that doubles while probes keep failing (BBR-like), and resets once one succeeds or the pod changes.
  *   Proven slots (the highest limit with a clean round, `Backend.provenSlots`) tell completion-aware
  *   dispatch which slots are a probe: it expects a request there to queue inside the pod, so a slow
- *   pod is probed only when even that finishes a request first.
+ *   pod is probed only when even that finishes a request first. In slow start one slot past the proven
+ *   ones is planned as a server on trial (`Backend.trialSlots`), so the next slot is really tried
+ *   (a round that ran beside no more requests than before proves nothing); a failed trial costs one
+ *   request a wait inside the pod and ends slow start.
  * - Each gateway replica learns alone from its own requests; replicas sharing pods see each other's
  *   queueing and settle on shares of a pod's slots, as TCP flows share a link.
- * - Samples that cannot be queueing behind our own requests (more than 2 x the in-flight count at grant
- *   over base) are outliers or heavier work: ignored, unless they persist (the work or the pod changed:
+ * - Samples that cannot be queueing behind our own requests (more than 2 x the mean in-flight count over
+ *   base) are outliers or heavier work: ignored, unless they persist (the work or the pod changed:
  *   re-learn). Samples under 10 ms or far below base (GET /version beside model calls) say nothing
  *   about capacity and are ignored (the latter unless nothing else comes for a whole window); a pool
  *   whose requests all answer in under 10 ms stays at `minSlots`.
@@ -305,9 +308,7 @@ export class AdaptiveLimits {
   private add(backend: Backend): void {
     const limiter = new PodLimiter(this.options, this.pool.now());
     this.pods.set(backend, limiter);
-    if (!this.options.adjust) return;
-    backend.provenSlots = limiter.proven;
-    if (backend.limit !== limiter.limit) this.pool.setLimit(backend, limiter.limit);
+    this.apply(backend, limiter);
   }
 
   private ended(backend: Backend, outcome: Outcome, latencyMs: number | undefined, ticket: Ticket): void {
@@ -316,8 +317,14 @@ export class AdaptiveLimits {
     if (!limiter) return;
     limiter.observe(latencyMs, meanConcurrency(backend, ticket, this.pool.now()), this.pool.now(), ticket.limiterRound);
     backend.serviceMs = limiter.serviceMs;
+    this.apply(backend, limiter);
+  }
+
+  /** Publishes what the limiter learned to the pod (static pools only take its service time). */
+  private apply(backend: Backend, limiter: PodLimiter): void {
     if (!this.options.adjust) return;
     backend.provenSlots = limiter.proven;
+    backend.trialSlots = limiter.slowStart ? 1 : 0;
     if (backend.limit !== limiter.limit) this.pool.setLimit(backend, limiter.limit);
   }
 }

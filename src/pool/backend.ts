@@ -48,6 +48,12 @@ export class Backend {
    * `limit` are a probe, and completion-aware dispatch expects a request there to queue inside the pod.
    */
   provenSlots = Infinity;
+  /**
+   * Slots past `provenSlots` that completion-aware dispatch runs in parallel on trial (0 or 1): a pod in
+   * slow start gets one, so its next slot is really tried; a probe sent only as a proven slot frees
+   * would run beside no more requests than before and prove nothing.
+   */
+  trialSlots = 0;
   /** Sticky conversations currently assigned to this pod (maintained by the affinity table). */
   sessions = 0;
   /** Open long-lived connections (websockets), counted apart from requests. */
