@@ -51,6 +51,22 @@ test('a request goes to the pod that finishes it first, not to the first free sl
   assert.equal(c.granted, fast);
 });
 
+test('a slot past the proven ones is planned to queue inside the pod, unless it is on trial (slow start)', () => {
+  for (const trial of [0, 1]) {
+    const { pods, admit } = pool([300, 500], 3);
+    const [fast, medium] = pods;
+    fast!.provenSlots = 2;
+    fast!.trialSlots = trial;
+    medium!.provenSlots = 1;
+    assert.equal(admit().granted, fast);
+    assert.equal(admit().granted, fast);
+    // A third request on the fast pod: as a probe it would start when a proven slot frees (done at
+    // 1600, later than the medium pod's 1500); on trial it runs now, done at 1300.
+    const third = admit();
+    assert.equal(third.granted, trial ? fast : medium, `trialSlots ${trial}`);
+  }
+});
+
 test('a free slot on a slower pod is taken when waiting would finish later', () => {
   const { pool: p, clock, pods, admit } = pool([500, 300]);
   const [slow, fast] = pods;
