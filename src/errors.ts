@@ -4,6 +4,7 @@
  * `{ "error": { "code", "message" } }`; 503s carry Retry-After so well-behaved clients back off.
  */
 import type { FastifyReply } from 'fastify';
+import { STATUS_CODES } from 'node:http';
 
 export const errorCatalog = {
   QUEUE_FULL: { status: 503, message: 'the pool queue is full; retry later' },
@@ -21,6 +22,9 @@ export const errorCatalog = {
   BODY_TOO_LARGE: { status: 413, message: 'the request body exceeds the route limit' },
   BAD_REQUEST: { status: 400, message: 'the request is malformed' },
   REQUEST_TIMEOUT: { status: 408, message: 'the client was too slow sending the request' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'the request headers exceed the size or count limit' },
+  EXPECTATION_FAILED: { status: 417, message: 'the only Expect value the gateway accepts is 100-continue' },
+  SESSION_UNKNOWN: { status: 400, message: 'the socket.io session id names no pod of this pool; open a new session' },
   INTERNAL: { status: 500, message: 'internal gateway error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
@@ -42,6 +46,29 @@ export class GatewayError extends Error {
 
 export function errorBody(code: ErrorCode, message: string): string {
   return JSON.stringify({ error: { code, message } });
+}
+
+/**
+ * The catalog code for a status that a library (fastify, Node's HTTP parser, reply-from) chose: the
+ * answer then carries the catalog's status for that code, never a foreign one.
+ */
+export function codeForStatus(status: number): ErrorCode {
+  if (status === 413) return 'BODY_TOO_LARGE';
+  if (status === 408) return 'REQUEST_TIMEOUT';
+  if (status === 431) return 'HEADERS_TOO_LARGE';
+  if (status === 417) return 'EXPECTATION_FAILED';
+  if (status === 405) return 'METHOD_NOT_ALLOWED';
+  if (status === 404) return 'NO_ROUTE';
+  return status >= 400 && status < 500 ? 'BAD_REQUEST' : 'INTERNAL';
+}
+
+/** A whole HTTP/1.1 error answer for a raw socket (Node's parser refused the bytes: no request object exists). */
+export function rawErrorResponse(error: GatewayError): string {
+  const body = errorBody(error.code, error.message);
+  return (
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\n` +
+    `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  );
 }
 
 /** Sends a gateway error unless a response has already started. */

@@ -4,13 +4,14 @@
  * one (everything, plus model fan-out) and the admin one. `create` never listens, so tests can inject
  * or listen on ephemeral ports; `start` listens and starts discovery; `shutdown` drains.
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { adminPlugin } from './admin/admin-plugin.js';
 import { Affinity } from './affinity/affinity.js';
 import type { GatewayConfig, PoolConfig } from './config.js';
 import { defaultDiscoveryFactory, type DiscoveryFactory } from './discovery/index.js';
-import { errorBody, GatewayError } from './errors.js';
+import { codeForStatus, errorBody, GatewayError, rawErrorResponse, sendError } from './errors.js';
 import { ActiveHealthChecker } from './health/active-health.js';
 import { ModelWatcher } from './cache/model-watcher.js';
 import { ParseCache } from './cache/parse-cache.js';
@@ -24,6 +25,9 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { PoolRuntime } from './pool/runtime.js';
 import { modelFanoutRoutes } from './proxy/model-fanout.js';
 import { fromOptions, proxyPlugin } from './proxy/proxy-plugin.js';
+import { kContext } from './proxy/request-context.js';
+import { requestIdOf } from './proxy/request-id.js';
+import { originForm } from './proxy/request-checks.js';
 import { RetryBudget } from './proxy/retry-budget.js';
 import { RouteTable } from './routing/route-table.js';
 
@@ -66,8 +70,8 @@ export class Gateway {
 
   static async create(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
     const metrics = new GatewayMetrics({ defaultMetrics: deps.defaultMetrics ?? true });
-    const app = proxyServer(config);
-    const internal = config.internal ? proxyServer(config) : undefined;
+    const app = proxyServer(config, metrics);
+    const internal = config.internal ? proxyServer(config, metrics) : undefined;
     const admin = Fastify({ logger: false });
     const gateway = new Gateway(config, app, admin, internal, metrics);
     const factory = deps.discoveryFactory ?? defaultDiscoveryFactory;
@@ -77,10 +81,10 @@ export class Gateway {
     }
     const routes = new RouteTable(config.routes);
     const accepting = () => !gateway.draining;
-    await app.register(proxyPlugin, { routes, pools: gateway.pools, accepting, protectRasaRoutes: true, publicRoutes: config.publicRoutes });
+    await app.register(proxyPlugin, { routes, pools: gateway.pools, metrics, accepting, protectRasaRoutes: true, publicRoutes: config.publicRoutes });
     if (internal) {
       modelFanoutRoutes(internal, { routes, pools: gateway.pools });
-      await internal.register(proxyPlugin, { routes, pools: gateway.pools, accepting, protectRasaRoutes: false, publicRoutes: [] });
+      await internal.register(proxyPlugin, { routes, pools: gateway.pools, metrics, accepting, protectRasaRoutes: false, publicRoutes: [] });
     }
     await admin.register(adminPlugin, { pools: gateway.pools, metrics, notReadyReasons: () => gateway.notReadyReasons() });
     return gateway;
@@ -198,33 +202,65 @@ export class Gateway {
   }
 }
 
-/** A proxy listener with the gateway's client limits and its JSON error handler. */
-function proxyServer(config: GatewayConfig): FastifyInstance {
+/**
+ * A proxy listener with the gateway's client limits and its answers for everything the framework or
+ * Node's HTTP parser refuses: always the catalog's JSON with the catalog's status (errors.ts).
+ */
+function proxyServer(config: GatewayConfig, metrics: GatewayMetrics): FastifyInstance {
   const { limits } = config;
   const app = Fastify({
     logger: config.log.level === 'silent' ? false : { level: config.log.level },
     logController: new LogController({ disableRequestLogging: true }),
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
-    return503OnClosing: true,
+    requestIdHeader: false,
+    rewriteUrl: (req: IncomingMessage) => originForm(req.url ?? '/'),
+    genReqId: (req: IncomingMessage) => requestIdOf(req.headers['x-request-id']),
+    // Draining answers SHUTTING_DOWN from the proxy itself (fastify's own 503 is not in our catalog).
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     requestTimeout: limits.requestTimeoutMs,
     bodyLimit: Math.max(...Object.values(config.pools).map((p) => p.bodyLimitBytes)),
     // Node enforces header and request timeouts from a periodic sweep (30 s by default): sweep often
     // enough that a slow client is cut off near its limit, with a 408.
     http: { maxHeaderSize: limits.maxHeaderBytes, connectionsCheckingInterval: Math.max(50, Math.min(1000, limits.headersTimeoutMs / 2)) },
+    clientErrorHandler: onClientError,
+    frameworkErrors: (_error: Error, _request: FastifyRequest, reply: FastifyReply) => {
+      sendError(reply, new GatewayError('BAD_REQUEST', 'the request target is not a valid URL path'));
+    },
   } as never) as unknown as FastifyInstance;
   app.server.headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   app.server.maxHeadersCount = limits.maxHeadersCount;
-  app.setErrorHandler((error, _request, reply) => {
-    const err = error as Error & { statusCode?: number };
-    const status = err.statusCode ?? 500;
-    const code = status === 413 ? 'BODY_TOO_LARGE' : status === 408 ? 'REQUEST_TIMEOUT' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL';
-    if (status >= 500) app.log.error({ err }, 'unhandled error');
-    const message = status < 500 ? err.message : new GatewayError('INTERNAL').message;
-    reply.code(status).header('content-type', 'application/json; charset=utf-8').send(errorBody(code, message));
+  // Expect values other than 100-continue (which Node answers itself, and the proxy never forwards).
+  app.server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
+    const error = new GatewayError('EXPECTATION_FAILED');
+    const body = errorBody(error.code, error.message);
+    res.writeHead(error.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+  });
+  // Methods the proxy route does not register (PROPFIND, LOCK, ...): no Rasa route takes them.
+  app.setNotFoundHandler((request, reply) => {
+    sendError(reply, new GatewayError('METHOD_NOT_ALLOWED', `${request.method} is not a method any Rasa route takes`));
+  });
+  app.setErrorHandler((error, request, reply) => {
+    const status = (error as Error & { statusCode?: number }).statusCode ?? 500;
+    const code = codeForStatus(status);
+    if (code === 'INTERNAL') {
+      metrics.internalError(request[kContext]?.runtime.pool.name ?? 'none', 'framework');
+      app.log.error({ err: error, reqId: request.id, stage: 'framework' }, 'internal error on the request path; this request ends, the gateway keeps serving');
+    }
+    const message = code === 'INTERNAL' ? undefined : (error as Error).message;
+    sendError(reply, new GatewayError(code, message));
   });
   return app;
+}
+
+/** Node's HTTP parser refused the bytes (bad framing, header overflow, a timeout): answer from the catalog and close. */
+function onClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const inResponse = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+  if (socket.writable && !inResponse) {
+    const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
+    socket.write(rawErrorResponse(new GatewayError(code)));
+  }
+  socket.destroy();
 }
 
 export type { FastifyBaseLogger };

@@ -23,6 +23,15 @@ async function main(): Promise<void> {
     return;
   }
   const gateway = await Gateway.create(cli.config);
+  // The last resort, not the defence: every step of the request path has its own error boundary
+  // (proxy/request-context.ts). Anything that still escapes is logged and counted, and the process
+  // keeps serving every other conversation rather than dropping them all.
+  const escaped = (kind: string) => (err: unknown) => {
+    gateway.metrics.internalError('none', 'process');
+    process.stderr.write(`rasa-gateway: ${kind} (kept serving): ${err instanceof Error ? err.stack : String(err)}\n`);
+  };
+  process.on('uncaughtException', escaped('uncaught exception'));
+  process.on('unhandledRejection', escaped('unhandled rejection'));
   const { publicUrl, adminUrl } = await gateway.start();
   process.stdout.write(`rasa-gateway listening on ${publicUrl} (admin ${adminUrl})\n`);
   let stopping = false;

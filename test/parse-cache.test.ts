@@ -58,7 +58,7 @@ test('a wrong or missing token never gets a cached answer', async () => {
     assert.equal(r.status, 401, `the pod decides for ${query || 'no token'}`);
     assert.equal(r.headers.get('x-gateway-cache'), null);
   }
-  const bearer = await parse(gw.publicUrl, 'yes', '', { authorization: `Bearer ${signJwt({ user: 'x' }, 'not-the-secret', 'HS256')}` });
+  const bearer = await parse(gw.publicUrl, 'yes', '', { authorization: `Bearer ${await signJwt({ user: 'x' }, 'not-the-secret', 'HS256')}` });
   assert.equal(bearer.headers.get('x-gateway-cache'), null);
 });
 
@@ -108,17 +108,32 @@ test('only 200 answers are cached', async () => {
   assert.equal(r.headers.get('x-gateway-cache'), 'miss');
 });
 
-test('JWTs are verified as Rasa does: algorithm, signature, expiry', () => {
+test('JWTs are verified as Rasa does: algorithm, signature, expiry', async () => {
   const secret = 'jwt-secret';
-  const good = signJwt({ user: { username: 'a', role: 'admin' } }, secret, 'HS256');
-  assert.ok(verifyJwt(good, secret, 'HS256'));
-  assert.ok(!verifyJwt(good, 'other', 'HS256'));
-  assert.ok(!verifyJwt(good, secret, 'HS512'), 'the configured algorithm only');
-  assert.ok(!verifyJwt(signJwt({ exp: 1 }, secret, 'HS256'), secret, 'HS256'), 'expired');
+  const good = await signJwt({ user: { username: 'a', role: 'admin' } }, secret, 'HS256');
+  assert.ok(await verifyJwt(good, secret, 'HS256'));
+  assert.ok(!(await verifyJwt(good, 'other', 'HS256')));
+  assert.ok(!(await verifyJwt(good, secret, 'HS512')), 'the configured algorithm only');
+  assert.ok(!(await verifyJwt(await signJwt({ exp: 1 }, secret, 'HS256'), secret, 'HS256')), 'expired');
+  assert.ok(!(await verifyJwt(await signJwt({ nbf: Math.floor(Date.now() / 1000) + 3600 }, secret, 'HS256'), secret, 'HS256')), 'not yet valid');
   const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{}').toString('base64url')}.`;
-  assert.ok(!verifyJwt(none, secret, 'HS256'), 'alg none is refused');
+  assert.ok(!(await verifyJwt(none, secret, 'HS256')), 'alg none is refused');
   const auth = { jwtSecret: secret, jwtAlgorithm: 'HS256' as const };
-  assert.ok(callerVerified('/model/parse', `Bearer ${good}`, auth));
-  assert.ok(!callerVerified('/model/parse', undefined, auth));
-  assert.ok(callerVerified('/model/parse', undefined, { jwtAlgorithm: 'HS256' }), 'Rasa without auth: everyone may');
+  assert.ok(await callerVerified('/model/parse', `Bearer ${good}`, auth));
+  assert.ok(!(await callerVerified('/model/parse', undefined, auth)));
+  assert.ok(await callerVerified('/model/parse', undefined, { jwtAlgorithm: 'HS256' }), 'Rasa without auth: everyone may');
+});
+
+test('a JWT whose header is JSON null is refused, and the gateway keeps serving (once crashed the process)', async () => {
+  const secret = 'jwt-secret';
+  for (const jwt of ['bnVsbA.e30.x', 'e30.bnVsbA.x', 'bnVsbA.bnVsbA.bnVsbA', 'WzFd.WzFd.', 'a.b', '..', '']) {
+    assert.equal(await verifyJwt(jwt, secret, 'HS256'), false, jwt);
+  }
+  const pod = await h.pod({ name: 'jwt-null', serviceTimeMs: 5, authToken: TOKEN });
+  const gw = await h.gateway({ pools: { rasa: { endpoints: [pod.url], cache: {}, rasaAuth: { token: TOKEN, jwtSecret: secret } } } });
+  await ready(gw.adminUrl);
+  const hostile = await parse(gw.publicUrl, 'hello', '', { authorization: 'Bearer bnVsbA.e30.x' });
+  assert.equal(hostile.headers.get('x-gateway-cache'), null, 'an unverifiable caller bypasses the cache');
+  assert.equal(hostile.status, 401, 'and the pod decides, as Rasa would');
+  assert.equal((await parse(gw.publicUrl, 'hello')).status, 200, 'the gateway still serves');
 });

@@ -80,12 +80,14 @@ test('an engine.io session opened through one replica continues through another'
   }
 });
 
-test('a sid the gateway cannot place gets engine.io\'s own 400 "Session ID unknown"', async () => {
+test('a sid the gateway cannot place gets engine.io\'s own 400 "Session ID unknown", with the catalog code beside it', async () => {
   const pods = await h.podSet(2, { name: 'sio-unknown' });
   const gw = await h.gateway(stickyPool(pods));
-  const res = await get<{ code: number; message: string }>(`${gw.publicUrl}/socket.io/?EIO=4&transport=polling&sid=not-ours`);
+  const res = await get<{ code: number; message: string; error: { code: string } }>(`${gw.publicUrl}/socket.io/?EIO=4&transport=polling&sid=not-ours`);
   assert.equal(res.status, 400);
-  assert.deepEqual(res.body, { code: 1, message: 'Session ID unknown' });
+  assert.equal(res.body.code, 1, 'engine.io clients read code 1 and open a new session');
+  assert.equal(res.body.message, 'Session ID unknown');
+  assert.equal(res.body.error.code, 'SESSION_UNKNOWN');
   assert.equal(pods[0]!.counts.size + pods[1]!.counts.size, 0, 'nothing reached a pod');
 });
 

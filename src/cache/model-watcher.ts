@@ -51,8 +51,8 @@ export class ModelWatcher {
   }
 
   private async poll(backend: Backend): Promise<void> {
-    const { query, headers } = statusRequestAuth(this.auth);
     try {
+      const { query, headers } = await statusRequestAuth(this.auth);
       const res = await fetch(`${backend.origin}/status${query}`, { headers, signal: AbortSignal.timeout(this.timeoutMs) });
       const body = (await res.json()) as { model_id?: unknown };
       if (res.ok && typeof body.model_id === 'string') this.models.set(backend, body.model_id);

@@ -16,7 +16,7 @@ import { LRUCache } from 'lru-cache';
 import { Ticket } from '../admission/ticket.js';
 import { GatewayError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
-import type { Pool } from '../pool/pool.js';
+import type { Outcome, Pool } from '../pool/pool.js';
 import { classifyUpstreamError } from '../proxy/upstream-errors.js';
 import type { ModelWatcher } from './model-watcher.js';
 import { callerVerified, type RasaAuth } from './rasa-auth.js';
@@ -69,9 +69,9 @@ export class ParseCache {
     return this.entries.size;
   }
 
-  decide(req: ParseRequest): CacheDecision {
+  async decide(req: ParseRequest): Promise<CacheDecision> {
     if (req.cacheControl && /no-cache|no-store/i.test(req.cacheControl)) return { bypass: 'no_cache' };
-    if (!callerVerified(req.url, req.authorization, this.auth)) return { bypass: 'unverified' };
+    if (!(await callerVerified(req.url, req.authorization, this.auth))) return { bypass: 'unverified' };
     const model = this.models.consensus;
     if (model === undefined) return { bypass: 'model_unknown' };
     const content = meaningfulContent(req.body, req.url);
@@ -103,7 +103,7 @@ export class ParseCache {
   /** One upstream attempt on the granted pod; the slot is released whatever happens. */
   async run(ticket: Ticket, backend: Backend, req: ParseRequest): Promise<Answer> {
     const started = this.pool.now();
-    let ok = false;
+    let outcome: Outcome = 'gateway-error';
     try {
       const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
       const headers: Record<string, string> = { 'content-type': req.contentType ?? 'application/json' };
@@ -111,13 +111,18 @@ export class ParseCache {
       const timeout = Math.min(this.upstreamTimeoutMs, Math.max(1, req.deadlineMs - started));
       const res = await fetch(`${backend.origin}/model/parse${query}`, { method: 'POST', headers, body: req.body, signal: AbortSignal.timeout(timeout) });
       const body = Buffer.from(await res.arrayBuffer());
-      ok = res.status < 500;
+      outcome = res.status < 500 ? 'ok' : 'pod-error';
       return { status: res.status, contentType: res.headers.get('content-type') ?? 'application/json', body, pod: backend.key };
     } catch (err) {
-      const timedOut = (err as Error).name === 'TimeoutError';
-      throw timedOut ? new GatewayError(this.pool.now() >= req.deadlineMs ? 'DEADLINE_EXCEEDED' : 'UPSTREAM_TIMEOUT') : classifyUpstreamError(err, false);
+      if ((err as Error).name === 'TimeoutError') {
+        outcome = 'timeout';
+        throw new GatewayError(this.pool.now() >= req.deadlineMs ? 'DEADLINE_EXCEEDED' : 'UPSTREAM_TIMEOUT');
+      }
+      const failure = classifyUpstreamError(err, false);
+      outcome = failure.outcome;
+      throw failure.error;
     } finally {
-      this.pool.release(ticket, ok ? 'ok' : 'error', this.pool.now() - started);
+      this.pool.release(ticket, outcome, this.pool.now() - started);
     }
   }
 }

@@ -7,7 +7,7 @@
  */
 import type { EjectionConfig } from '../config.js';
 import type { Backend } from '../pool/backend.js';
-import type { Outcome, Pool } from '../pool/pool.js';
+import { isPodFailure, type Outcome, type Pool } from '../pool/pool.js';
 
 interface PodRecord {
   consecutiveFailures: number;
@@ -43,6 +43,7 @@ export class OutlierDetector {
       }
       return;
     }
+    if (!isPodFailure(outcome)) return; // the client or the gateway caused it, not the pod
     if (!record) {
       record = { consecutiveFailures: 0, successes: 0, ejections: 0, timer: undefined };
       this.records.set(backend, record);

@@ -61,6 +61,10 @@ export class PoolMetrics {
     this.metrics.ejections.labels(this.pool, reason).inc();
   }
 
+  internalError(stage: string): void {
+    this.metrics.internalError(this.pool, stage);
+  }
+
   rejected(reason: string): void {
     let child = this.rejections.get(reason);
     if (!child) {
@@ -88,6 +92,7 @@ export class GatewayMetrics {
   readonly retries: client.Counter;
   readonly ejections: client.Counter;
   readonly cacheRequests: client.Counter;
+  readonly internalErrors: client.Counter;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
@@ -134,6 +139,7 @@ export class GatewayMetrics {
     this.retries = counter('gateway_retries_total', 'Attempts sent to another pod after a safe-to-retry failure, by reason.', ['pool', 'reason']);
     this.ejections = counter('gateway_ejections_total', 'Pods taken out of rotation: passive (consecutive failures) or health (failed probes).', ['pool', 'reason']);
     this.cacheRequests = counter('gateway_cache_requests_total', 'Parse requests by cache result: hit, miss (went upstream), coalesced (shared an in-flight request), bypass.', ['pool', 'result']);
+    this.internalErrors = counter('gateway_internal_errors_total', 'Requests ended by an exception inside the gateway (answered 500 INTERNAL; the process kept serving), by pool and request-path stage.', ['pool', 'stage']);
     gauge('gateway_cache_entries', 'Answers held in the parse cache.', ['pool'], () => sizes(caches));
     gauge('gateway_sticky_sessions', 'Conversations this replica remembers a pod for.', ['pool'], () => sizes(affinities));
     gauge('gateway_queue_length', 'Requests waiting in the pool queue for a slot.', ['pool'], () => perPool((p) => p.queue.length));
@@ -141,6 +147,11 @@ export class GatewayMetrics {
     gauge('gateway_endpoint_inflight_requests', 'Requests in flight per pod.', ['pool', 'endpoint'], () => perEndpoint((b) => b.inflight));
     gauge('gateway_endpoint_slots', 'Slots per pod: requests it may have in flight at once (+Inf when unlimited).', ['pool', 'endpoint'], () => perEndpoint((b) => b.limit));
     gauge('gateway_endpoints', 'Pods in the pool by state.', ['pool', 'state'], perState);
+  }
+
+  /** `pool` is "none" where the failure came before the request was matched to a pool. */
+  internalError(pool: string, stage: string): void {
+    this.internalErrors.labels(pool, stage).inc();
   }
 
   addPool(pool: Pool, affinity?: Affinity, cache?: { size: number }): PoolMetrics {

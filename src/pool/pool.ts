@@ -29,7 +29,16 @@ export interface PoolOptions {
 
 export type DispatchMode = 'greedy' | 'earliest-completion';
 
-export type Outcome = 'ok' | 'error';
+/**
+ * How a request's hold on its slot ended. Only what the pod did (`pod-error`: refused, reset, 5xx,
+ * a bad answer; `timeout`) counts against it: a client that left or a request the gateway itself
+ * could not send (`client-left`, `gateway-error`) says nothing about the pod.
+ */
+export type Outcome = 'ok' | 'pod-error' | 'timeout' | 'client-left' | 'gateway-error';
+
+export function isPodFailure(outcome: Outcome): boolean {
+  return outcome === 'pod-error' || outcome === 'timeout';
+}
 
 export interface PoolListener {
   backendAdded?(backend: Backend): void;
@@ -141,7 +150,7 @@ export class Pool {
     backend.addInflight(-1, this.now());
     this.inflight--;
     backend.requests++;
-    if (outcome === 'error') backend.failures++;
+    if (isPodFailure(outcome)) backend.failures++;
     if (latencyMs !== undefined) backend.latency.observe(latencyMs, this.now());
     this.free.update(backend);
     this.planner?.released(ticket);

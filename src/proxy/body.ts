@@ -47,3 +47,24 @@ export function senderOf(body: Buffer): { key: string } | { unkeyed: 'invalid_js
   if (typeof sender === 'string' || typeof sender === 'number') return { key: String(sender) };
   return { key: 'default' };
 }
+
+/**
+ * The request body. http-proxy's parser hands over the raw stream, except for text/plain, which
+ * fastify's own parser has already read into a string; undefined when the request has none.
+ */
+export function bodyOf(body: unknown, limit: number): Promise<Buffer> | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body === 'string') return checkSize(Buffer.from(body), limit);
+  if (Buffer.isBuffer(body)) return checkSize(body, limit);
+  if (typeof (body as NodeJS.ReadableStream).on !== 'function') return undefined;
+  return readBodyLimited(body as NodeJS.ReadableStream, limit);
+}
+
+function checkSize(body: Buffer, limit: number): Promise<Buffer> {
+  return body.length > limit ? Promise.reject(new GatewayError('BODY_TOO_LARGE', `the request body exceeds ${limit} bytes`)) : Promise.resolve(body);
+}
+
+/** What a failed body read is answered with: its own gateway error, else the client's fault. */
+export function bodyError(err: unknown): GatewayError {
+  return err instanceof GatewayError ? err : new GatewayError('BAD_REQUEST', 'the request body could not be read');
+}

@@ -4,7 +4,7 @@
  */
 import { GatewayError } from '../errors.js';
 import type { Answer } from '../cache/parse-cache.js';
-import type { RequestContext } from './request-context.js';
+import { guard, type RequestContext } from './request-context.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -18,8 +18,8 @@ function answer(ctx: RequestContext, a: Answer, result: 'hit' | 'miss' | 'coales
   ctx.reply.code(a.status).header('content-type', a.contentType).header('x-gateway-cache', result).send(a.body);
 }
 
-/** Returns false when the request must bypass the cache (then the caller proxies it as usual). */
-export function serveFromParseCache(ctx: RequestContext): boolean {
+/** Resolves false when the request must bypass the cache (then the caller proxies it as usual). */
+export async function serveFromParseCache(ctx: RequestContext): Promise<boolean> {
   const { cache, metrics } = ctx.runtime;
   if (!cache) return false;
   const req = {
@@ -30,7 +30,8 @@ export function serveFromParseCache(ctx: RequestContext): boolean {
     body: ctx.body ?? EMPTY,
     deadlineMs: ctx.deadlineMs,
   };
-  const decision = cache.decide(req);
+  const decision = await cache.decide(req);
+  if (ctx.closed) return true; // the client left while its credentials were checked
   if ('bypass' in decision) {
     metrics.cache('bypass');
     return false;
@@ -45,7 +46,7 @@ export function serveFromParseCache(ctx: RequestContext): boolean {
   const result = flight.leader ? 'miss' : 'coalesced';
   metrics.cache(result);
   flight.answer.then(
-    (a) => answer(ctx, a, result),
+    (a) => guard(ctx, 'cache', (c) => answer(c, a, result)),
     (err: unknown) => ctx.fail(err instanceof GatewayError ? err : new GatewayError('UPSTREAM_FAILED')),
   );
   return true;

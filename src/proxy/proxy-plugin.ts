@@ -1,26 +1,32 @@
 /**
  * A proxy listener's one route: every path goes through @fastify/http-proxy (undici underneath,
- * keep-alive per pod, streamed responses). Our logic sits in its seams:
- * - preHandler: match the route table, refuse protected Rasa routes on the public listener, read
- *   the body (bounded; before any slot is taken, so a slow client holds nothing and a retry can
- *   replay it), find the conversation key, then wait for a slot in the pool's central queue;
- * - `getUpstream`: the pod the slot is on;
+ * keep-alive per pod, streamed responses). The request path, top to bottom:
+ *   route -> protect -> read body -> conversation key -> cache -> turn -> admit -> proxy -> release
+ * - `preHandler` opens the request: match the route table, refuse protected Rasa routes on the
+ *   public listener, then read the body (bounded; before any slot is taken, so a slow client holds
+ *   nothing and a retry can replay it);
+ * - `dispatch`: the parse cache, the conversation key and its turn, then a slot in the pool's queue;
+ * - `forward`: one attempt at the granted pod through reply-from;
  * - `onResponse` / `onError`: record the outcome, retry where safe, or answer with a clear error;
  * - the response's `close`: release the slot (RequestContext.finish).
- * The reply-from options are built once per pool, so the hot path allocates the request context,
- * the body buffer and little else.
+ * Every step runs behind the request's error boundary (`guard`): an exception ends that request with
+ * 500 INTERNAL and never the process. The reply-from options are built once per pool, so the hot
+ * path allocates the request context, the body buffer and little else.
  */
 import httpProxy from '@fastify/http-proxy';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { GatewayError, sendError } from '../errors.js';
+import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { PoolRuntime } from '../pool/runtime.js';
 import { PublicAllowList, isProtectedRasaRoute } from '../routing/protected-routes.js';
 import { classifyRasaRoute, type RasaRoute } from '../routing/rasa-routes.js';
 import { pathOf, type RouteTable } from '../routing/route-table.js';
-import { readBodyLimited, senderOf } from './body.js';
-import { kContext, RequestContext } from './request-context.js';
+import { bodyError, bodyOf, senderOf } from './body.js';
+import { stripHopByHop, upstreamRequestHeaders } from './hop-by-hop.js';
+import { pathProblem, upgradeProblem } from './request-checks.js';
+import { guard, kContext, RequestContext } from './request-context.js';
 import { retryReasonForError, retryReasonForStatus, type RetryReason } from './retry-policy.js';
 import { onSocketFrame, routeSocket, sendTokenisedHandshake } from './socketio.js';
 import { serveFromParseCache } from './parse-cache-route.js';
@@ -30,6 +36,7 @@ import { kUpstreamContext, TrackingDispatcher } from './upstream-dispatcher.js';
 export interface ProxyOptions {
   readonly routes: RouteTable;
   readonly pools: ReadonlyMap<string, PoolRuntime>;
+  readonly metrics: GatewayMetrics;
   /** False once draining has begun: new requests get 503 SHUTTING_DOWN. */
   readonly accepting: () => boolean;
   /** Public listener: refuse Rasa's state-changing routes unless `publicRoutes` allows them. */
@@ -53,6 +60,16 @@ function getUpstream(request: FastifyRequest): string {
 
 function onResponse(request: FastifyRequest, reply: FastifyReply, res: ReplyFromResponse): void {
   const ctx = contextOf(request);
+  ctx.stage = 'response';
+  try {
+    handleResponse(ctx, reply, res);
+  } catch (err) {
+    res.stream.destroy();
+    ctx.internalError(err);
+  }
+}
+
+function handleResponse(ctx: RequestContext, reply: FastifyReply, res: ReplyFromResponse): void {
   const reason = retryReasonForStatus(res.statusCode, ctx.idempotent);
   if (reason && retry(ctx, reason)) {
     res.stream.resume();
@@ -60,21 +77,31 @@ function onResponse(request: FastifyRequest, reply: FastifyReply, res: ReplyFrom
     return;
   }
   if (ctx.socketHandshake && res.statusCode === 200) {
-    sendTokenisedHandshake(ctx, reply, res.stream);
+    sendTokenisedHandshake(ctx, res.stream);
     return;
   }
   if (ctx.responded(ctx.runtime.pool.now(), res.statusCode)) {
-    res.stream.once('end', () => ctx.releaseSlot());
+    res.stream.once('end', () => guard(ctx, 'release', releasing));
     reply.send(res.stream);
   } else res.stream.destroy();
 }
 
+function releasing(ctx: RequestContext): void {
+  ctx.releaseSlot();
+}
+
 function onError(reply: FastifyReply, { error }: { error: Error }): void {
   const ctx = contextOf(reply.request);
-  const reason = retryReasonForError(error, ctx.idempotent);
-  if (reason && retry(ctx, reason)) return;
-  const deadlinePassed = ctx.runtime.pool.now() >= ctx.deadlineMs - 1;
-  ctx.fail(classifyUpstreamError(error, deadlinePassed));
+  ctx.stage = 'response';
+  try {
+    const reason = retryReasonForError(error, ctx.idempotent);
+    if (reason && retry(ctx, reason)) return;
+    const failure = classifyUpstreamError(error, ctx.runtime.pool.now() >= ctx.deadlineMs - 1);
+    ctx.outcome = failure.outcome;
+    ctx.fail(failure.error);
+  } catch (err) {
+    ctx.internalError(err);
+  }
 }
 
 /** Sends the request to another pod if the policy, the budget and the deadline allow; see retry-policy.ts. */
@@ -86,13 +113,14 @@ function retry(ctx: RequestContext, reason: RetryReason): boolean {
   if (ctx.conversationKey === undefined && pool.workingCount < 2) return false;
   if (!retryBudget.trySpend()) return false;
   metrics.retried(reason);
-  pool.release(ctx, 'error');
+  pool.release(ctx, 'pod-error');
   ctx.state = 'new';
   ctx.avoid = failed;
-  ctx.failed = false;
+  ctx.outcome = 'ok';
   ctx.firstByteMs = 0;
   ctx.continue = () => forward(ctx);
   if (ctx.conversationKey !== undefined && affinity) ctx.target = affinity.backendFor(ctx.conversationKey);
+  ctx.stage = 'admit';
   pool.admit(ctx);
   return true;
 }
@@ -100,6 +128,7 @@ function retry(ctx: RequestContext, reason: RetryReason): boolean {
 /** One attempt: hand the request to reply-from for the granted pod. */
 function forward(ctx: RequestContext): void {
   const { request, reply, runtime } = ctx;
+  ctx.stage = 'proxy';
   ctx.attempts++;
   if (ctx.body !== undefined) request.body = Readable.from([ctx.body]);
   let opts = runtime.fromOptions;
@@ -112,145 +141,183 @@ function forward(ctx: RequestContext): void {
     if (remaining < runtime.config.upstreamTimeoutMs) opts = fromOptions(remaining);
   }
   if (ctx.backend) reply.header('x-gateway-endpoint', ctx.backend.pod);
-  ctx.upstreamPending = true;
   reply.from(ctx.dest, opts as never);
 }
 
 function rewriteRequestHeaders(request: FastifyRequest, headers: Record<string, string | string[] | undefined>) {
+  const ctx = contextOf(request);
+  upstreamRequestHeaders(headers, ctx.body?.length);
   const forwardedFor = headers['x-forwarded-for'];
   const ip = request.ip;
   headers['x-forwarded-for'] = forwardedFor ? `${forwardedFor}, ${ip}` : ip;
   headers['x-forwarded-proto'] ??= request.protocol;
   headers['x-forwarded-host'] ??= request.headers.host;
   headers['x-request-id'] = request.id;
-  (headers as Record<symbol, unknown>)[kUpstreamContext] = contextOf(request);
+  (headers as Record<symbol, unknown>)[kUpstreamContext] = ctx;
   return headers;
+}
+
+/** The pod's answer headers as the client gets them: nothing that describes the pod's connection. */
+function rewriteHeaders(headers: Record<string, string | string[] | undefined>) {
+  return stripHopByHop(headers);
 }
 
 /** reply-from options shared by every request of a pool (and one per deadline-shortened timeout). */
 export function fromOptions(timeout: number) {
-  return { getUpstream, onResponse, onError, rewriteRequestHeaders, timeout };
+  return { getUpstream, onResponse, onError, rewriteRequestHeaders, rewriteHeaders, timeout };
 }
 
-/**
- * The request body. http-proxy's parser hands over the raw stream, except for text/plain, which
- * fastify's own parser has already read into a string; undefined when the request has none.
- */
-export function bodyOf(request: FastifyRequest, limit: number): Promise<Buffer> | undefined {
-  const body = request.body as NodeJS.ReadableStream | string | Buffer | undefined;
-  if (body === undefined || body === null) return undefined;
-  if (typeof body === 'string') return checkSize(Buffer.from(body), limit);
-  if (Buffer.isBuffer(body)) return checkSize(body, limit);
-  if (typeof body.on !== 'function') return undefined;
-  return readBodyLimited(body, limit);
+/** Read the body (bounded), then dispatch; socket.io traffic of a sticky pool goes its own way. */
+function readBody(ctx: RequestContext): void {
+  const { request, runtime, rasa } = ctx;
+  if (rasa.kind === 'socketio' && runtime.affinity) {
+    ctx.stage = 'socketio';
+    routeSocket(ctx);
+    return;
+  }
+  runtime.retryBudget.deposit();
+  const limit = ctx.route.config.bodyLimitBytes ?? runtime.config.bodyLimitBytes;
+  const declared = Number(request.headers['content-length']);
+  if (declared > limit) {
+    ctx.fail(new GatewayError('BODY_TOO_LARGE', `the request body (${declared} bytes) exceeds ${limit} bytes`));
+    return;
+  }
+  const reading = bodyOf(request.body, limit);
+  if (!reading) {
+    dispatch(ctx);
+    return;
+  }
+  reading.then(
+    (body) => {
+      ctx.body = body;
+      guard(ctx, 'key', dispatch);
+    },
+    (err: unknown) => ctx.fail(bodyError(err)),
+  );
 }
 
-function checkSize(body: Buffer, limit: number): Promise<Buffer> {
-  return body.length > limit ? Promise.reject(new GatewayError('BODY_TOO_LARGE', `the request body exceeds ${limit} bytes`)) : Promise.resolve(body);
+/** The parse cache answers what it can; everything else goes on to admission. */
+function dispatch(ctx: RequestContext): void {
+  const { rasa, runtime, request } = ctx;
+  if (runtime.cache && rasa.kind === 'model' && request.method === 'POST' && pathOf(request.url) === '/model/parse') {
+    ctx.stage = 'cache';
+    serveFromParseCache(ctx).then(
+      (served) => {
+        if (!served) guard(ctx, 'key', admitByKey);
+      },
+      (err: unknown) => ctx.internalError(err),
+    );
+    return;
+  }
+  admitByKey(ctx);
 }
 
-function bodyError(err: unknown): GatewayError {
-  return err instanceof GatewayError ? err : new GatewayError('BAD_REQUEST', 'the request body could not be read');
+/** Admission: keyed requests wait for their conversation's turn and pod; the rest for any slot. */
+function admitByKey(ctx: RequestContext): void {
+  const { pool, affinity, config, metrics } = ctx.runtime;
+  const { rasa } = ctx;
+  ctx.stage = 'key';
+  if (affinity && rasa.kind === 'webhook') {
+    const sender = senderOf(ctx.body ?? Buffer.alloc(0));
+    if ('key' in sender) {
+      admitConversation(ctx, sender.key, config.ordering !== 'none');
+      return;
+    }
+    metrics.unkeyed(sender.unkeyed);
+  } else if (affinity && rasa.kind === 'conversation') {
+    admitConversation(ctx, rasa.conversationId as string, config.ordering === 'all');
+    return;
+  }
+  ctx.stage = 'admit';
+  pool.admit(ctx);
+}
+
+/** A keyed request: wait for the conversation's turn (ordering), then for a slot on its pod. */
+function admitConversation(ctx: RequestContext, key: string, ordered: boolean): void {
+  const { pool, affinity, metrics } = ctx.runtime;
+  ctx.conversationKey = key;
+  if (ordered) {
+    ctx.stage = 'turn';
+    const waitIn = affinity!.gate.enter(key);
+    if (waitIn) {
+      metrics.conversationWait();
+      pool.queue.park(ctx, waitIn);
+      return;
+    }
+    ctx.holdsTurn = true;
+  }
+  ctx.stage = 'admit';
+  ctx.target = affinity!.backendFor(key);
+  pool.admit(ctx);
 }
 
 export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): Promise<void> {
   const allowList = new PublicAllowList(options.publicRoutes);
   const dispatcher = new TrackingDispatcher({ connections: 1024, pipelining: 1, keepAliveTimeout: 30_000, connect: { rejectUnauthorized: true } });
 
-  function preHandler(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  /** Route and protect: the request's context, or undefined when it was already answered. */
+  function open(request: FastifyRequest, reply: FastifyReply): RequestContext | undefined {
     const path = pathOf(request.url);
+    const problem = pathProblem(path) ?? upgradeProblem((request.raw as { upgrade?: boolean }).upgrade === true, request.headers);
+    if (problem !== undefined) {
+      sendError(reply, new GatewayError('BAD_REQUEST', problem));
+      return undefined;
+    }
     const route = options.routes.match(path);
     if (!route) {
       sendError(reply, new GatewayError('NO_ROUTE', `no route matches ${path}`));
-      return;
+      return undefined;
     }
     if (route.methods && !route.methods.has(request.method)) {
       reply.header('allow', [...route.methods].join(', '));
       sendError(reply, new GatewayError('METHOD_NOT_ALLOWED', `${request.method} is not allowed on this route`));
-      return;
+      return undefined;
     }
     if (options.protectRasaRoutes && isProtectedRasaRoute(path) && !allowList.allows(path)) {
       sendError(reply, new GatewayError('FORBIDDEN_ROUTE', `${path} changes or reveals Rasa state; it is served on the internal listener (or allow it with publicRoutes)`));
-      return;
+      return undefined;
     }
     const runtime = options.pools.get(route.pool) as PoolRuntime;
     const ctx = new RequestContext(request, reply, runtime, route, runtime.pool.now());
     if (!options.accepting()) {
       ctx.fail(new GatewayError('SHUTTING_DOWN'));
-      return;
+      return undefined;
     }
     reply.header('x-request-id', request.id);
-    const rasa = classifyRasaRoute(request.method, path);
-    ctx.idempotent = rasa.idempotent;
-    if (rasa.kind === 'socketio' && runtime.affinity) {
-      routeSocket(ctx, done);
+    ctx.rasa = classifyRasaRoute(request.method, path);
+    ctx.idempotent = ctx.rasa.idempotent;
+    return ctx;
+  }
+
+  function preHandler(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+    let ctx: RequestContext | undefined;
+    try {
+      ctx = open(request, reply);
+    } catch (err) {
+      // No context yet: the boundary of last resort for this request.
+      options.metrics.internalError('none', 'route');
+      request.log.error({ err, reqId: request.id, stage: 'route' }, 'internal error on the request path; this request ends, the gateway keeps serving');
+      sendError(reply, new GatewayError('INTERNAL'));
       return;
     }
+    if (!ctx) return;
     ctx.continue = done;
-    runtime.retryBudget.deposit();
-    const limit = route.config.bodyLimitBytes ?? runtime.config.bodyLimitBytes;
-    const declared = Number(request.headers['content-length']);
-    if (declared > limit) {
-      ctx.fail(new GatewayError('BODY_TOO_LARGE', `the request body (${declared} bytes) exceeds ${limit} bytes`));
-      return;
-    }
-    const reading = bodyOf(request, limit);
-    if (!reading) {
-      dispatch(ctx, rasa);
-      return;
-    }
-    reading.then(
-      (body) => {
-        ctx.body = body;
-        dispatch(ctx, rasa);
-      },
-      (err: unknown) => ctx.fail(bodyError(err)),
-    );
-  }
-
-  /** Admission: keyed requests wait for their conversation's turn and pod; the rest for any slot. */
-  function dispatch(ctx: RequestContext, rasa: RasaRoute): void {
-    const { pool, affinity, config, metrics, cache } = ctx.runtime;
-    if (cache && rasa.kind === 'model' && ctx.request.method === 'POST' && pathOf(ctx.request.url) === '/model/parse' && serveFromParseCache(ctx)) return;
-    if (!affinity) {
-      pool.admit(ctx);
-      return;
-    }
-    if (rasa.kind === 'webhook') {
-      const sender = senderOf(ctx.body ?? Buffer.alloc(0));
-      if ('key' in sender) admitConversation(ctx, sender.key, config.ordering !== 'none');
-      else {
-        metrics.unkeyed(sender.unkeyed);
-        pool.admit(ctx);
-      }
-    } else if (rasa.kind === 'conversation') {
-      admitConversation(ctx, rasa.conversationId as string, config.ordering === 'all');
-    } else {
-      pool.admit(ctx);
-    }
-  }
-
-  /** A keyed request: wait for the conversation's turn (ordering), then for a slot on its pod. */
-  function admitConversation(ctx: RequestContext, key: string, ordered: boolean): void {
-    const { pool, affinity, metrics } = ctx.runtime;
-    ctx.conversationKey = key;
-    if (ordered) {
-      const waitIn = affinity!.gate.enter(key);
-      if (waitIn) {
-        metrics.conversationWait();
-        pool.queue.park(ctx, waitIn);
-        return;
-      }
-      ctx.holdsTurn = true;
-    }
-    ctx.target = affinity!.backendFor(key);
-    pool.admit(ctx);
+    guard(ctx, 'body', readBody);
   }
 
   function handler(request: FastifyRequest, _reply: FastifyReply, dest: string): void {
     const ctx = contextOf(request);
     ctx.dest = dest;
-    forward(ctx);
+    guard(ctx, 'proxy', forward);
+  }
+
+  function onIncomingMessage(_c: unknown, _s: unknown, target: { url?: string }, message: { data: Buffer | string; binary: boolean }): void {
+    try {
+      onSocketFrame(options.pools, target, message);
+    } catch (err) {
+      options.metrics.internalError('none', 'socketio');
+      app.log.error({ err, stage: 'socketio' }, 'internal error reading a websocket frame; the frame is still forwarded');
+    }
   }
 
   await app.register(httpProxy, {
@@ -258,7 +325,7 @@ export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): 
     prefix: '/',
     http2: false,
     websocket: true,
-    wsHooks: { onIncomingMessage: (_c: unknown, _s: unknown, target: { url?: string }, message: { data: Buffer | string; binary: boolean }) => onSocketFrame(options.pools, target, message) } as never,
+    wsHooks: { onIncomingMessage } as never,
     disableRequestLogging: true,
     preHandler,
     handler: handler as never,

@@ -1,14 +1,20 @@
 /**
- * The per-request state of a proxied request: its admission ticket, its route and pool, and the one
+ * The per-request state of a proxied request: its admission ticket, its route and pool, the one
  * place where its slot is released and its metrics are recorded (on the response's `close`, which
- * fires once for a completed response, an upstream error and a client that hung up alike).
+ * fires once for a completed response, an upstream error and a client that hung up alike), and its
+ * error boundary: an exception in any step of the request path ends this request only (500
+ * INTERNAL, counted by stage, logged with the request id), its slot and turn released as for any
+ * other ending. Callbacks that arrive from elsewhere (a grant from another request's release, a
+ * timer, undici, a stream event) enter through `guard`, so nothing thrown there reaches the process.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { Ticket } from '../admission/ticket.js';
-import { GatewayError, sendError } from '../errors.js';
+import { codeForStatus, GatewayError, sendError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
+import type { Outcome } from '../pool/pool.js';
 import type { PoolRuntime } from '../pool/runtime.js';
+import type { RasaRoute } from '../routing/rasa-routes.js';
 import type { Route } from '../routing/route-table.js';
 
 export const kContext = Symbol('gateway.context');
@@ -24,13 +30,23 @@ type ResponseWithContext = ServerResponse & { [kContext]?: RequestContext };
 /** nginx's convention for "client closed the request before the answer". */
 export const CLIENT_CLOSED = 499;
 
+const unclassified: RasaRoute = { kind: 'other', idempotent: false };
+
+/** The steps of the request path, as `gateway_internal_errors_total{stage}` names them. */
+export type Stage = 'route' | 'protect' | 'body' | 'key' | 'cache' | 'turn' | 'admit' | 'proxy' | 'response' | 'socketio' | 'release';
+
 export class RequestContext extends Ticket {
   /** Continues the fastify lifecycle once a slot is granted (the preHandler's `done`). */
   continue: (() => void) | undefined = undefined;
+  /** The step the request is in: what an exception is counted against. */
+  stage: Stage = 'route';
+  /** How the current attempt ended so far; what the slot is released with. */
+  outcome: Outcome = 'ok';
   /** Time the upstream's response headers arrived, for the pod's latency estimate. */
   firstByteMs = 0;
-  failed = false;
   closed = false;
+  /** What Rasa route this is: where its conversation key is, whether a retry is safe. */
+  rasa: RasaRoute = unclassified;
   /** The conversation this request belongs to (sticky pools). */
   conversationKey: string | undefined = undefined;
   /** Whether this request holds its conversation's turn (ordering) and must pass it on when done. */
@@ -44,12 +60,12 @@ export class RequestContext extends Ticket {
   /** Safe to send to another pod after a failure (see retry-policy.ts). */
   idempotent = false;
   attempts = 0;
-  /** An attempt is at the pod and its answer has not come back yet. */
+  /** An attempt is at the pod (undici has it) and its answer has not come back yet. */
   upstreamPending = false;
   /** The upstream path, kept for a retry. */
   dest = '';
   /** Cuts a granted request at its deadline; undici's own timers are too coarse (~1 s) for that. */
-  private deadlineTimer: NodeJS.Timeout | undefined = undefined;
+  deadlineTimer: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     readonly request: FastifyRequest,
@@ -67,13 +83,7 @@ export class RequestContext extends Ticket {
   }
 
   override onGranted(_backend: Backend): void {
-    this.runtime.metrics.queueWait.observe((this.grantedAtMs - this.enqueuedAtMs) / 1000);
-    if (this.deadlineMs !== Infinity) {
-      this.deadlineTimer = setTimeout(onDeadline, Math.max(0, this.deadlineMs - this.grantedAtMs), this);
-    }
-    const next = this.continue;
-    this.continue = undefined;
-    next?.();
+    guard(this, 'admit', granted);
   }
 
   override repin(): Backend | undefined {
@@ -88,10 +98,33 @@ export class RequestContext extends Ticket {
 
   /** Answers with a gateway error (if nothing was sent yet) and counts it. */
   fail(error: GatewayError): void {
-    this.failed = true;
     if (this.closed) return;
     this.runtime.metrics.rejected(error.code);
     sendError(this.reply, error);
+  }
+
+  /**
+   * An exception on this request's path. One the framework raised about the request itself (a
+   * 4xx `statusCode`, or a URIError from decoding what the client sent) is answered as the client's
+   * error; anything else is ours: 500 INTERNAL, logged with the stack and counted by stage. Either
+   * way only this request ends; the response's `close` then releases its slot and turn.
+   */
+  internalError(err: unknown): void {
+    try {
+      this.continue = undefined;
+      const status = (err as { statusCode?: unknown } | undefined)?.statusCode;
+      if (err instanceof URIError || (typeof status === 'number' && status >= 400 && status < 500)) {
+        this.fail(new GatewayError(err instanceof URIError ? 'BAD_REQUEST' : codeForStatus(status as number)));
+        return;
+      }
+      if (this.state === 'granted' && !this.upstreamPending) this.outcome = 'gateway-error';
+      this.runtime.metrics.internalError(this.stage);
+      this.request.log.error({ err, reqId: this.request.id, pool: this.runtime.pool.name, stage: this.stage }, 'internal error on the request path; this request ends, the gateway keeps serving');
+      if (this.reply.raw.headersSent) this.reply.raw.destroy();
+      else this.fail(new GatewayError('INTERNAL'));
+    } catch {
+      this.reply.raw.destroy();
+    }
   }
 
   /**
@@ -101,11 +134,11 @@ export class RequestContext extends Ticket {
   responded(nowMs: number, status: number): boolean {
     this.firstByteMs = nowMs;
     this.clearDeadline();
-    if (status >= 500) this.failed = true;
+    this.outcome = status >= 500 ? 'pod-error' : 'ok';
     return !this.closed && !this.reply.sent;
   }
 
-  private clearDeadline(): void {
+  clearDeadline(): void {
     if (this.deadlineTimer) {
       clearTimeout(this.deadlineTimer);
       this.deadlineTimer = undefined;
@@ -119,13 +152,24 @@ export class RequestContext extends Ticket {
   releaseSlot(): void {
     if (this.state !== 'granted') return;
     const latency = this.firstByteMs > 0 ? this.firstByteMs - this.grantedAtMs : undefined;
-    this.runtime.pool.release(this, this.failed ? 'error' : 'ok', latency);
+    this.runtime.pool.release(this, this.outcome, latency);
   }
 
-  /** The pod answered (headers) or the attempt failed; a request whose client already left frees its slot now. */
-  upstreamAnswered(): void {
+  /** undici took the attempt: from now on only its answer (or failure) frees the slot. */
+  upstreamStarted(): void {
+    this.upstreamPending = true;
+  }
+
+  /**
+   * The pod answered (headers) or the attempt failed. A request whose client already left frees its
+   * slot now, with what the pod did: its latency when it answered, its failure when it did not.
+   */
+  upstreamAnswered(outcome: Outcome | undefined, statusCode: number | undefined): void {
     this.upstreamPending = false;
-    if (this.closed) this.releaseSlot();
+    if (!this.closed) return;
+    if (statusCode !== undefined && this.firstByteMs === 0) this.responded(this.runtime.pool.now(), statusCode);
+    else if (outcome !== undefined) this.outcome = outcome;
+    this.releaseSlot();
   }
 
   /** The response is over (finished or aborted): give the slot back and record the request. */
@@ -146,6 +190,30 @@ export class RequestContext extends Ticket {
   }
 }
 
+/**
+ * Runs one step of a request's path behind its error boundary. Steps are plain functions of the
+ * context (no closure per request); `stage` names the step in metrics and logs.
+ */
+export function guard(ctx: RequestContext, stage: Stage, stepFn: (ctx: RequestContext) => void): void {
+  ctx.stage = stage;
+  try {
+    stepFn(ctx);
+  } catch (err) {
+    ctx.internalError(err);
+  }
+}
+
+/** A slot is ours: start the deadline, then continue the fastify lifecycle (or a retry's attempt). */
+function granted(ctx: RequestContext): void {
+  ctx.runtime.metrics.queueWait.observe((ctx.grantedAtMs - ctx.enqueuedAtMs) / 1000);
+  ctx.clearDeadline(); // a retry's new grant replaces the first attempt's timer
+  if (ctx.deadlineMs !== Infinity) ctx.deadlineTimer = setTimeout(onDeadline, Math.max(0, ctx.deadlineMs - ctx.grantedAtMs), ctx);
+  ctx.stage = 'proxy';
+  const next = ctx.continue;
+  ctx.continue = undefined;
+  next?.();
+}
+
 /** Hands the conversation's turn to its next waiting request, which then goes through admission. */
 function passTurn(ctx: RequestContext): void {
   ctx.holdsTurn = false;
@@ -155,14 +223,28 @@ function passTurn(ctx: RequestContext): void {
   if (!next) return;
   pool.queue.unpark(next);
   next.holdsTurn = true;
-  next.target = affinity?.backendFor(key);
-  pool.admit(next);
+  guard(next, 'turn', admitWithTurn);
+}
+
+function admitWithTurn(ctx: RequestContext): void {
+  ctx.target = ctx.runtime.affinity?.backendFor(ctx.conversationKey as string);
+  ctx.stage = 'admit';
+  ctx.runtime.pool.admit(ctx);
 }
 
 function onDeadline(ctx: RequestContext): void {
-  if (ctx.firstByteMs === 0) ctx.fail(new GatewayError('DEADLINE_EXCEEDED'));
+  if (ctx.firstByteMs === 0) guard(ctx, 'proxy', deadlinePassed);
+}
+
+function deadlinePassed(ctx: RequestContext): void {
+  ctx.fail(new GatewayError('DEADLINE_EXCEEDED'));
+}
+
+function finishing(ctx: RequestContext): void {
+  ctx.finish();
 }
 
 function onResponseClose(this: ResponseWithContext): void {
-  this[kContext]?.finish();
+  const ctx = this[kContext];
+  if (ctx) guard(ctx, 'release', finishing);
 }

@@ -7,13 +7,15 @@
  *   beyond the pool's retry budget, and only when the body can be replayed (it was read up front).
  * A conversation's request stays with its pod unless that pod has left or was ejected.
  */
-import { nothingWasSent } from './upstream-errors.js';
+import { nothingWasSent, requestWasUnsendable } from './upstream-errors.js';
 
 export type RetryReason = 'refused' | 'reset' | 'status_502' | 'status_503';
 
 const resetCodes = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'FST_REPLY_FROM_INTERNAL_SERVER_ERROR']);
 
 export function retryReasonForError(error: unknown, idempotent: boolean): RetryReason | undefined {
+  // A request undici would not send fails the same way on every pod: retrying it only spreads the blame.
+  if (requestWasUnsendable(error)) return undefined;
   if (nothingWasSent(error)) return 'refused';
   if (!idempotent) return undefined;
   for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {

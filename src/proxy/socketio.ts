@@ -5,18 +5,30 @@
  * not compute. Frames naming a conversation (`session_request`, `user_uttered`) bind it to the pod,
  * so REST calls on a widget's conversation reach the pod holding its socket.
  */
-import type { FastifyReply } from 'fastify';
 import { Readable } from 'node:stream';
 import { sidOf, splitSid, stripSidToken, tokeniseOpenPacket } from '../affinity/socketio-sid.js';
 import { sessionIdsIn } from '../affinity/socketio-session.js';
 import { GatewayError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
 import type { PoolRuntime } from '../pool/runtime.js';
-import { readBodyLimited } from './body.js';
-import { bodyOf } from './proxy-plugin.js';
-import type { RequestContext } from './request-context.js';
+import { bodyError, bodyOf, readBodyLimited } from './body.js';
+import { guard, type RequestContext } from './request-context.js';
 
-export function routeSocket(ctx: RequestContext, done: () => void): void {
+/** What engine.io answers for a sid it does not know (the client then opens a new session), plus our catalog's code. */
+function sessionUnknown(ctx: RequestContext): void {
+  const { message } = new GatewayError('SESSION_UNKNOWN');
+  ctx.runtime.metrics.rejected('SESSION_UNKNOWN');
+  ctx.reply.code(400).header('content-type', 'application/json; charset=utf-8').send({ code: 1, message: 'Session ID unknown', error: { code: 'SESSION_UNKNOWN', message } });
+}
+
+function proceed(ctx: RequestContext): void {
+  const next = ctx.continue;
+  ctx.continue = undefined;
+  ctx.stage = 'proxy';
+  next?.();
+}
+
+export function routeSocket(ctx: RequestContext): void {
   const { request } = ctx;
   const affinity = ctx.runtime.affinity!;
   ctx.socket = true;
@@ -26,8 +38,7 @@ export function routeSocket(ctx: RequestContext, done: () => void): void {
     const parts = splitSid(sid);
     backend = parts ? affinity.backendForToken(parts.token) : undefined;
     if (!backend || !parts) {
-      // What engine.io itself answers for a sid it does not know: the client opens a new session.
-      ctx.reply.code(400).header('content-type', 'application/json').send({ code: 1, message: 'Session ID unknown' });
+      sessionUnknown(ctx);
       return;
     }
     request.raw.url = stripSidToken(request.raw.url as string, sid, parts.sid);
@@ -45,34 +56,41 @@ export function routeSocket(ctx: RequestContext, done: () => void): void {
     counted.sockets++;
     request.raw.socket.once('close', () => counted.sockets--);
   }
-  const reading = request.method === 'POST' ? bodyOf(request, ctx.runtime.config.bodyLimitBytes) : undefined;
+  const reading = request.method === 'POST' ? bodyOf(request.body, ctx.runtime.config.bodyLimitBytes) : undefined;
   if (!reading) {
-    done();
+    proceed(ctx);
     return;
   }
-  const target = backend;
   reading.then(
     (body) => {
       ctx.body = body;
-      request.body = Readable.from([body]);
-      for (const id of sessionIdsIn(body.toString('utf8'))) affinity.remember(id, target);
-      done();
+      guard(ctx, 'socketio', learnSessions);
     },
-    (err: unknown) => ctx.fail(err instanceof GatewayError ? err : new GatewayError('BAD_REQUEST', 'the request body could not be read')),
+    (err: unknown) => ctx.fail(bodyError(err)),
   );
 }
 
+/** A polling POST's packets may name the conversation: bind it to the socket's pod, then proxy. */
+function learnSessions(ctx: RequestContext): void {
+  const body = ctx.body as Buffer;
+  ctx.request.body = Readable.from([body]);
+  const affinity = ctx.runtime.affinity!;
+  for (const id of sessionIdsIn(body.toString('utf8'))) affinity.remember(id, ctx.backend as Backend);
+  proceed(ctx);
+}
+
 /** Rewrites the engine.io open packet so its sid names the pod. */
-export function sendTokenisedHandshake(ctx: RequestContext, reply: FastifyReply, stream: NodeJS.ReadableStream): void {
+export function sendTokenisedHandshake(ctx: RequestContext, stream: NodeJS.ReadableStream): void {
   readBodyLimited(stream, 64 * 1024).then(
-    (body) => {
-      const text = body.toString('utf8');
-      const rewritten = ctx.backend ? tokeniseOpenPacket(text, ctx.backend) : undefined;
-      reply.removeHeader('content-length');
-      reply.send(rewritten ?? text);
-    },
+    (body) => guard(ctx, 'socketio', (c) => sendOpenPacket(c, body.toString('utf8'))),
     () => ctx.fail(new GatewayError('UPSTREAM_FAILED')),
   );
+}
+
+function sendOpenPacket(ctx: RequestContext, text: string): void {
+  const rewritten = ctx.backend ? tokeniseOpenPacket(text, ctx.backend) : undefined;
+  ctx.reply.removeHeader('content-length');
+  ctx.reply.send(rewritten ?? text);
 }
 
 /** Websocket frames from a client: learn conversation ids as for polling POSTs. */
