@@ -206,25 +206,36 @@ export interface OpenLoopResult<T> {
  * An open loop: request i is fired at `at[i]` ms (from one timer that sends everything due, so a
  * late timer never reorders sends) whether or not earlier requests were answered. Resolves when
  * every request settled. `fire` should not reject (a rejection is recorded as its result: undefined).
+ * Once `signal` aborts (the target died), nothing more is sent: the requests not yet sent keep NaN
+ * send times and undefined results, and the loop resolves when the ones sent have settled.
  */
-export function openLoop<T>(at: readonly number[], fire: (i: number) => Promise<T>): Promise<OpenLoopResult<T>> {
+export function openLoop<T>(at: readonly number[], fire: (i: number) => Promise<T>, signal?: AbortSignal): Promise<OpenLoopResult<T>> {
   const n = at.length;
   const sentMs = new Array<number>(n).fill(NaN);
   const latencyMs = new Array<number>(n).fill(NaN);
   const results = new Array<T>(n);
-  if (n === 0) return Promise.resolve({ sentMs, latencyMs, results });
+  if (n === 0 || signal?.aborted) return Promise.resolve({ sentMs, latencyMs, results });
   return new Promise((resolve) => {
     const t0 = performance.now() + 5;
     let next = 0;
     let settled = 0;
+    let last = n;
+    let timer: NodeJS.Timeout | undefined;
+    const finished = () => settled === last && resolve({ sentMs, latencyMs, results });
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      last = next;
+      finished();
+    });
     const done = (i: number, sent: number, value: T) => {
       latencyMs[i] = performance.now() - sent;
       results[i] = value;
-      if (++settled === n) resolve({ sentMs, latencyMs, results });
+      settled++;
+      finished();
     };
     const tick = () => {
       const now = performance.now();
-      while (next < n && (at[next] as number) <= now - t0) {
+      while (next < last && (at[next] as number) <= now - t0) {
         const i = next++;
         sentMs[i] = now - t0;
         fire(i).then(
@@ -232,9 +243,9 @@ export function openLoop<T>(at: readonly number[], fire: (i: number) => Promise<
           () => done(i, now, undefined as T),
         );
       }
-      if (next < n) setTimeout(tick, Math.max(0, t0 + (at[next] as number) - performance.now()));
+      if (next < last) timer = setTimeout(tick, Math.max(0, t0 + (at[next] as number) - performance.now()));
     };
-    setTimeout(tick, Math.max(0, t0 + (at[0] as number) - performance.now()));
+    timer = setTimeout(tick, Math.max(0, t0 + (at[0] as number) - performance.now()));
   });
 }
 

@@ -50,6 +50,8 @@ export interface Proc {
   readonly logFile: string;
   /** Output so far (stdout and stderr), for error messages. */
   output(): string;
+  /** The last 8 KiB of its stderr (a crash's stack trace), however much it wrote before. */
+  stderrTail(): string;
   /** Resolves with the first output line matching `re` or rejects on exit/timeout. */
   waitFor(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
   readonly exited: Promise<number | null>;
@@ -96,8 +98,12 @@ export function startProcess(cmd: string, args: readonly string[], options: Spaw
       }
     }
   };
+  let errTail = '';
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
+  child.stderr?.on('data', (chunk: Buffer) => {
+    errTail = (errTail + chunk.toString('utf8')).slice(-8192);
+  });
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => {
       live.delete(child);
@@ -115,6 +121,7 @@ export function startProcess(cmd: string, args: readonly string[], options: Spaw
     pid: child.pid ?? -1,
     logFile: options.logFile,
     output: () => text,
+    stderrTail: () => errTail,
     exited,
     waitFor(re, timeoutMs) {
       const m = text.match(re);

@@ -45,6 +45,16 @@ export class Scrape {
     return this.select(name, labels).reduce((s, x) => s + x.value, 0);
   }
 
+  /** The sums of `name` by the values of one label (`{}` when there is no such series). */
+  sumBy(name: string, label: string): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const x of this.select(name)) {
+      const key = x.labels[label] ?? '';
+      out[key] = (out[key] ?? 0) + x.value;
+    }
+    return out;
+  }
+
   /** The one value of `name` (the first match); NaN when absent. */
   value(name: string, labels: Readonly<Record<string, string>> = {}): number {
     return this.select(name, labels)[0]?.value ?? NaN;

@@ -11,6 +11,19 @@
  * (2 slots x 100 ms, offered 3.5x what it serves). Pods are emulated in this process: fast and wide
  * (64 slots x 2 ms) for the good traffic.
  *
+ * Fuzzed share (7 % of requests, drawn from a seeded PRNG, bench/lib/fuzz.ts): hostile raw-socket
+ * requests, each on its own connection and destroyed after 2 s at the latest: garbage request lines,
+ * bad percent-encoding, absolute-form / `*` targets, `Expect: 100-continue`, huge and duplicated
+ * headers, invalid UTF-8 bodies, deeply nested JSON within the body limit, webhook `sender`s of every
+ * JSON type, garbage `Authorization: Bearer` JWTs (`bnVsbA.e30.x` among them), forged socket.io sids,
+ * websocket upgrades with bad keys, HTTP/1.0 and `Connection: close`, abandoned uploads. So that JWTs
+ * reach the verifier, the parse pool runs with `cache` and `rasaAuth: { jwtSecret, token }` (good
+ * parses carry no credentials: they bypass the cache and reach a pod as before). Reported: their
+ * answers by status class and how each connection ended (clean close by the server, reset, 2 s
+ * timeout); gateway crashes (the child exiting during the run: recorded with its stderr tail, nothing
+ * restarted, the run stops sending and reports); `gateway_internal_errors_total` summed by stage at
+ * the end (the last scrape before a crash; 0 when the gateway exports no such series).
+ *
  * Phases: idle, warm-up (JIT, connections, the sticky table filled), idle until every pod is idle;
  * baseline = RSS and heap after a forced full GC; the soak; until every pod is idle again (a pod,
  * like Rasa, finishes requests whose clients left), then a forced idle period; final = the same
@@ -21,16 +34,17 @@
  * leak: the heap after GC is the leak signal, RSS the operator's view.
  */
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { WebSocket } from 'undici';
+import { fuzzKinds, type FuzzTarget } from '../lib/fuzz.js';
 import { debugPools, startGateways, type Gateways, type PoolSettings } from '../lib/gateway.js';
 import { arrivals, call, keepAlivePool, openLoop, type Reply } from '../lib/load.js';
 import { timeSeries } from '../lib/plot.js';
 import { shape, startCluster, type Cluster } from '../lib/pods.js';
-import { cpuSeconds, periodic, procStatusBytes, sleep } from '../lib/procs.js';
+import { cpuSeconds, periodic, procStatusBytes, sleep, tail } from '../lib/procs.js';
 import { clock, Progress } from '../lib/progress.js';
-import { fixed, machine, markdownTable, writeResults, type Table } from '../lib/report.js';
+import { rawExchange, rawOutcome, type RawEnd } from '../lib/raw-http.js';
+import { fixed, machine, markdownTable, writeResults, type Align, type Table } from '../lib/report.js';
 import { benchCommand, type Scenario } from '../lib/scenario.js';
 import { scrape, type Scrape } from '../lib/scrape.js';
 import { seededRandom, summarize } from '../lib/stats.js';
@@ -46,14 +60,18 @@ const dialog = shape('dialog', [{ count: 2, ...fast, tag: 'dialog' }]);
 const slow = shape('slow', [{ count: 1, slots: 2, serviceMs: 100, tag: 'slow' }]);
 
 const fastPool: PoolSettings = { slotsPerEndpoint: 64, bodyLimitBytes: BODY_LIMIT, queue: { maxLength: 1000, maxWaitMs: 30_000 }, upstreamTimeoutMs: 60_000 };
+const TOKEN = 'soak-token';
+const JWT_SECRET = 'soak-jwt-secret';
+/** The parse pool: the cache on and Rasa's credentials known, so Bearer JWTs reach the gateway's verifier. */
+const parsePool: PoolSettings = { ...fastPool, cache: { maxEntries: 10_000, ttlMs: 600_000, modelPollMs: 1000 }, rasaAuth: { jwtSecret: JWT_SECRET, token: TOKEN } };
 
 /** What a class of traffic sends, what it should get, and its share of requests. */
 interface TrafficClass {
   readonly id: string;
   readonly label: string;
   readonly share: number;
-  /** Acceptable outcomes: HTTP statuses, or 'left' (the client itself went away first). */
-  readonly expect: readonly (number | 'left')[];
+  /** Acceptable outcomes: HTTP statuses, or 'left' (the client itself went away first), or fuzzed outcomes. */
+  readonly expect: readonly (number | string)[];
   send(i: number, ctx: SendContext): Promise<Result>;
 }
 
@@ -62,9 +80,25 @@ interface SendContext {
   readonly host: string;
   readonly port: number;
   readonly random: () => number;
+  readonly fuzz: FuzzState;
 }
 
-type Outcome = number | 'left' | `error: ${string}`;
+/** The fuzzed share's own PRNG, its target, and what each kind got: outcomes and connection ends. */
+interface FuzzState {
+  readonly random: () => number;
+  target: FuzzTarget;
+  readonly outcomes: Map<string, Map<string, number>>;
+  readonly ends: Map<string, Map<RawEnd, number>>;
+}
+
+function bump<K>(byKind: Map<string, Map<K, number>>, kind: string, key: K): void {
+  const m = byKind.get(kind) ?? new Map<K, number>();
+  byKind.set(kind, m);
+  m.set(key, (m.get(key) ?? 0) + 1);
+}
+
+/** An HTTP status, 'left', a fuzzed answer's status class ('4xx') or connection end ('closed'), or an error. */
+type Outcome = number | string;
 
 interface Result {
   readonly outcome: Outcome;
@@ -80,35 +114,37 @@ function outcome(r: Reply): Result {
 }
 
 /** Headers and half a body on a fresh connection, then the client vanishes (a phone losing signal). */
-function halfBodyThenVanish(ctx: SendContext, i: number): Promise<Result> {
-  return new Promise((resolve) => {
-    const socket = connect(ctx.port, ctx.host);
-    let answered: Outcome | undefined;
-    socket.on('data', (d: Buffer) => {
-      answered ??= Number(/^HTTP\/1\.1 (\d{3})/.exec(d.toString('latin1'))?.[1] ?? 0);
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => resolve({ outcome: answered ?? 'left' }));
-    socket.on('connect', () => {
-      const body = JSON.stringify({ sender: `conv-${i % CONVERSATIONS}`, message: 'this message never arrives in full' });
-      socket.write(`POST /webhooks/rest/webhook HTTP/1.1\r\nHost: ${ctx.host}:${ctx.port}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, body.length >> 1)}`);
-      setTimeout(() => socket.destroy(), 5 + ctx.random() * 45);
-    });
-  });
+async function halfBodyThenVanish(ctx: SendContext, i: number): Promise<Result> {
+  const body = JSON.stringify({ sender: `conv-${i % CONVERSATIONS}`, message: 'this message never arrives in full' });
+  const head = `POST /webhooks/rest/webhook HTTP/1.1\r\nHost: ${ctx.host}:${ctx.port}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+  const r = await rawExchange(ctx.host, ctx.port, { steps: [head + body.slice(0, body.length >> 1)], abandonAfterMs: 5 + ctx.random() * 45 });
+  return { outcome: r.status ?? (r.end === 'abandoned' ? 'left' : `error: ${r.end}`) };
+}
+
+/** One hostile request of a kind drawn from the fuzz PRNG; tallied by kind, answered as its status class. */
+async function fuzzed(ctx: SendContext): Promise<Result> {
+  const { fuzz } = ctx;
+  const kind = fuzzKinds[Math.floor(fuzz.random() * fuzzKinds.length)] as (typeof fuzzKinds)[number];
+  const c = kind.make(fuzz.random, fuzz.target);
+  const r = await rawExchange(ctx.host, ctx.port, c.request);
+  const o = rawOutcome(r);
+  bump(fuzz.outcomes, kind.id, o);
+  bump(fuzz.ends, kind.id, r.end);
+  return { outcome: o as Outcome, body: `${kind.id} (${c.variant}): ${JSON.stringify(r.head.split('\r\n')[0] ?? '')}` };
 }
 
 const classes: readonly TrafficClass[] = [
   {
     id: 'parse',
     label: 'POST /model/parse (good)',
-    share: 0.4,
+    share: 0.36,
     expect: [200],
     send: async (i, ctx) => outcome(await call(ctx.pool, { path: '/model/parse', body: JSON.stringify({ text: words[i % words.length], message_id: `m-${i}` }) })),
   },
   {
     id: 'webhook',
     label: 'POST /webhooks/rest/webhook (good, 2,000 conversations)',
-    share: 0.32,
+    share: 0.29,
     expect: [200],
     send: async (i, ctx) => outcome(await call(ctx.pool, { path: '/webhooks/rest/webhook', body: JSON.stringify({ sender: `conv-${i % CONVERSATIONS}`, message: words[i % words.length] }) })),
   },
@@ -175,6 +211,15 @@ const classes: readonly TrafficClass[] = [
       const r = await call(ctx.pool, { path: '/model/predict', body: '{"text": "hi"}', signal: AbortSignal.timeout(Math.round(10 + ctx.random() * 290)) });
       return r.status === 0 && /abort|timeout/i.test(r.error ?? '') ? { outcome: 'left' } : outcome(r);
     },
+  },
+  {
+    id: 'fuzz',
+    label: `fuzzed hostile requests, raw socket, ${fuzzKinds.length} kinds (table below); by status class or how the connection ended`,
+    share: 0.07,
+    // A hostile request should get a 4xx, be proxied as a request (2xx; 101 for the one valid
+    // websocket key), or see the connection closed cleanly; 'left': an abandoned upload went first.
+    expect: ['1xx', '2xx', '4xx', 'closed', 'left'],
+    send: (_i, ctx) => fuzzed(ctx),
   },
 ];
 
@@ -264,10 +309,16 @@ async function snapshot(at: string, gw: Gateways): Promise<Snapshot> {
   };
 }
 
-function codeCounts(s: Scrape): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const x of s.select('gateway_requests_total')) out[x.labels.code as string] = (out[x.labels.code as string] ?? 0) + x.value;
-  return out;
+const codeCounts = (s: Scrape) => s.sumBy('gateway_requests_total', 'code');
+
+/** The pod token the gateway puts in socket.io sids (from one polling handshake), so forged sids can name a real pod. */
+async function socketIoPodToken(origin: string): Promise<string | undefined> {
+  try {
+    const res = await fetch(`${origin}/socket.io/?EIO=4&transport=polling`, { signal: AbortSignal.timeout(2000) });
+    return /"sid":"([0-9a-f]{8})\./.exec(await res.text())?.[1];
+  } catch {
+    return undefined;
+  }
 }
 
 /** Warnings and errors in the gateway's log (pino JSON lines, level >= 40), by message. */
@@ -322,7 +373,7 @@ export const soak: Scenario = {
         const [nluPods, dialogPods, slowPods] = clusters as [Cluster, Cluster, Cluster];
         const gw = await startGateways({
           endpoints: nluPods.urls,
-          pool: fastPool,
+          pool: parsePool,
           nodeArgs: ['--inspect=127.0.0.1:0'],
           extras: {
             pools: {
@@ -336,6 +387,7 @@ export const soak: Scenario = {
               { path: '/status', pool: 'default' },
               { prefix: '/webhooks/', pool: 'dialog' },
               { prefix: '/conversations/', pool: 'dialog' },
+              { prefix: '/socket.io/', pool: 'dialog' },
             ],
           },
         });
@@ -344,7 +396,24 @@ export const soak: Scenario = {
         const inspector = (await proc.waitFor(/Debugger listening on (ws:\/\/\S+)/, 10_000))[1] as string;
         const origin = new URL(gw.urls[0] as string);
         const random = seededRandom(8);
-        const ctx: SendContext = { pool: keepAlivePool(origin.origin, 256), host: origin.hostname, port: Number(origin.port), random };
+        const fuzz: FuzzState = {
+          random: seededRandom(10),
+          target: { authority: origin.host, token: TOKEN, jwtSecret: JWT_SECRET, podToken: await socketIoPodToken(origin.origin), bodyLimit: BODY_LIMIT },
+          outcomes: new Map(),
+          ends: new Map(),
+        };
+        const ctx: SendContext = { pool: keepAlivePool(origin.origin, 256), host: origin.hostname, port: Number(origin.port), random, fuzz };
+        // A crash: the gateway exiting before the bench stops it. Recorded, never restarted; the load stops.
+        let stopping = false;
+        let crash: { atS: number; phase: Phase; code: number | null; signal: string | null } | undefined;
+        const down = new AbortController();
+        void proc.exited.then((code) => {
+          if (stopping) return;
+          crash = { atS: (performance.now() - started) / 1000, phase, code, signal: proc.child.signalCode };
+          down.abort();
+          progress.log(`the gateway exited during ${phase} (code ${code}, signal ${proc.child.signalCode}); stopping the load`);
+        });
+        const unlessCrashed = (p: Promise<unknown>) => Promise.race([p, proc.exited]);
         const pattern = classPattern(seededRandom(9));
         const total = (id: string) => [...(outcomes.get(id)?.values() ?? [])].reduce((a, b) => a + b, 0);
         const samples: Sample[] = [];
@@ -360,9 +429,11 @@ export const soak: Scenario = {
         let lastCpu = cpuSeconds(proc.pid);
         let lastAt = performance.now();
         let sampleErrors = 0;
+        let lastScrape: Scrape | undefined;
         const sampler = periodic(1000, async () => {
           try {
             const s = await scrape(gw.adminUrls[0] as string);
+            lastScrape = s;
             const now = performance.now();
             const cpu = cpuSeconds(proc.pid);
             const answered = s.sum('gateway_requests_total');
@@ -403,7 +474,7 @@ export const soak: Scenario = {
               .send(i, ctx)
               .catch((err: unknown): Result => ({ outcome: `error: ${(err as Error).message}` }))
               .then((res) => ({ c, o: res.outcome, body: res.body }));
-          });
+          }, down.signal);
           loop.results.forEach((r, k) => {
             if (!r) return;
             if (!r.c.expect.map(String).includes(String(r.o)) && unexpectedExamples.length < 20) {
@@ -420,52 +491,65 @@ export const soak: Scenario = {
               list.push(loop.latencyMs[k] as number);
             }
           });
-          const late = at.map((t, k) => (loop.sentMs[k] as number) - t);
-          late.forEach((l, k) => lateness.push([(loopStarted + (loop.sentMs[k] as number) - started) / 1000, l]));
-          return { sent: at.length, lateMaxMs: Math.max(...late), lateP99Ms: summarize(late).p99 };
+          const sent = at.flatMap((t, k) => (Number.isFinite(loop.sentMs[k]) ? [{ sentMs: loop.sentMs[k] as number, lateMs: (loop.sentMs[k] as number) - t }] : []));
+          for (const x of sent) lateness.push([(loopStarted + x.sentMs - started) / 1000, x.lateMs]);
+          const late = sent.map((x) => x.lateMs);
+          return { sent: sent.length, lateMaxMs: Math.max(...late), lateP99Ms: summarize(late).p99 };
         };
         const loads: Record<string, { sent: number; lateMaxMs: number; lateP99Ms: number }> = {};
         let drainS = NaN;
         let before: Scrape | undefined;
         let after: Scrape | undefined;
+        const runPhase = async (p: (typeof phases)[number]) => {
+          if (p.phase === 'pods drain') {
+            const t = performance.now();
+            for (const c of clusters) if (!(await c.idle(300_000))) progress.log('pods still busy after 300 s');
+            drainS = (performance.now() - t) / 1000;
+          } else if (p.phase === 'idle' || p.phase === 'settle' || p.phase === 'idle after') {
+            await unlessCrashed(sleep(p.seconds * 1000));
+            if (crash) return;
+            if (p.phase === 'idle') snapshots.push(await snapshot('cold start (before any traffic)', gw));
+            if (p.phase === 'settle') {
+              // The slow pod may still run warm-up work whose clients left: the baseline waits for it.
+              for (const c of clusters) await c.idle(300_000);
+              snapshots.push(await snapshot('after the warm-up, before GC', gw));
+              await forceGc(inspector);
+              await sleep(1000);
+              snapshots.push(await snapshot('baseline: after the warm-up, idle, full GC', gw));
+            }
+            if (p.phase === 'idle after') {
+              snapshots.push(await snapshot(`after the soak and ${p.seconds} s idle, before GC`, gw));
+              await forceGc(inspector);
+              await sleep(1000);
+              snapshots.push(await snapshot('final: after the soak, idle, full GC', gw));
+            }
+          } else {
+            if (p.phase === 'soak') before = await scrape(gw.adminUrls[0] as string);
+            loads[p.phase] = await load(p.seconds);
+            if (p.phase === 'soak') {
+              after = await scrape(gw.adminUrls[0] as string);
+              snapshots.push(await snapshot('end of the soak (every answer received)', gw));
+            }
+          }
+        };
         try {
           for (const p of phases) {
+            if (crash) break;
             progress.begin(`${p.phase}: ${p.seconds} s${p.phase === 'soak' || p.phase === 'warm-up' ? ` at ${rate} req/s` : ''}`, p.seconds);
             phase = p.phase;
-            if (p.phase === 'pods drain') {
-              const t = performance.now();
-              for (const c of clusters) if (!(await c.idle(300_000))) progress.log('pods still busy after 300 s');
-              drainS = (performance.now() - t) / 1000;
-            } else if (p.phase === 'idle' || p.phase === 'settle' || p.phase === 'idle after') {
-              await sleep(p.seconds * 1000);
-              if (p.phase === 'idle') snapshots.push(await snapshot('cold start (before any traffic)', gw));
-              if (p.phase === 'settle') {
-                // The slow pod may still run warm-up work whose clients left: the baseline waits for it.
-                for (const c of clusters) await c.idle(300_000);
-                snapshots.push(await snapshot('after the warm-up, before GC', gw));
-                await forceGc(inspector);
-                await sleep(1000);
-                snapshots.push(await snapshot('baseline: after the warm-up, idle, full GC', gw));
-              }
-              if (p.phase === 'idle after') {
-                snapshots.push(await snapshot(`after the soak and ${p.seconds} s idle, before GC`, gw));
-                await forceGc(inspector);
-                await sleep(1000);
-                snapshots.push(await snapshot('final: after the soak, idle, full GC', gw));
-              }
-            } else {
-              if (p.phase === 'soak') before = await scrape(gw.adminUrls[0] as string);
-              loads[p.phase] = await load(p.seconds);
-              if (p.phase === 'soak') {
-                after = await scrape(gw.adminUrls[0] as string);
-                snapshots.push(await snapshot('end of the soak (every answer received)', gw));
-              }
+            try {
+              await runPhase(p);
+            } catch (err) {
+              // A scrape or the inspector failing because the gateway just died is the crash, not a harness fault.
+              await Promise.race([proc.exited, sleep(2000)]);
+              if (!crash) throw err;
             }
           }
         } finally {
           await sampler.stop();
           await ctx.pool.close();
         }
+        const end = crash ? lastScrape : await scrape(gw.adminUrls[0] as string).catch(() => lastScrape);
         const slowPod = slowPods.pods[0];
         const slowAccounting = {
           sent: total('leave-queued'),
@@ -475,11 +559,15 @@ export const soak: Scenario = {
           podMaxRunning: slowPod?.maxRunning ?? 0,
           drainS,
         };
-        const debug = await debugPools(gw.adminUrls[0] as string);
+        const debug = crash ? { error: 'the gateway crashed' } : await debugPools(gw.adminUrls[0] as string);
+        stopping = true;
         await gw.stop();
         for (const c of clusters) await c.close();
         progress.finish();
         const problems = logProblems(proc.logFile);
+        const crashTail = crash ? tail(proc.stderrTail(), 4000) : undefined;
+        const internalErrors = { byStage: end?.sumBy('gateway_internal_errors_total', 'stage') ?? {}, exported: (end?.select('gateway_internal_errors_total').length ?? 0) > 0, fromLastScrapeBeforeCrash: crash !== undefined };
+        const internalTotal = Object.values(internalErrors.byStage).reduce((a, b) => a + b, 0);
 
         // --- tables
         const expectedOf = (c: TrafficClass, key: string) => c.expect.map(String).includes(key);
@@ -544,14 +632,27 @@ export const soak: Scenario = {
           slowPool: slowAccounting,
           loadGenerator: loads,
           sampleErrors,
+          crashes: crash ? [{ ...crash, stderrTail: crashTail }] : [],
+          internalErrors: { ...internalErrors, total: internalTotal },
         };
+        // After a crash there is no final snapshot: a check against it is not a yes or a no.
+        const backTo = (ok: boolean) => (final === undefined ? '-' : ok ? 'yes' : 'no');
+        const crashDetail = crash
+          ? `exited during ${crash.phase} at ${fixed(crash.atS, 1)} s (code ${crash.code}, signal ${crash.signal}); nothing restarted, the load stopped; stderr: ${JSON.stringify(errorLine(crashTail ?? ''))}`
+          : 'none: the process ran until the bench stopped it';
         const checkTable: Table = {
           header: ['check', 'result', 'detail'],
           rows: [
+            ['gateway process crashes (must be 0)', crash ? 'no: 1' : 'yes: 0', crashDetail],
+            [
+              'internal errors by stage (gateway_internal_errors_total)',
+              internalTotal === 0 ? 'yes: 0' : `no: ${internalTotal}`,
+              `${internalErrors.exported ? Object.entries(internalErrors.byStage).map(([k, v]) => `${k}: ${v}`).join(', ') : 'no series exported (0)'}${crash ? ', from the last scrape before the crash' : ', at the end'}`,
+            ],
             ['requests (warm-up + soak) >= 100k', checks.requests.atLeast100k ? 'yes' : 'no', `${allRequests} sent (${soakRequests} in the soak)`],
-            ['RSS back to baseline (within max(10 MiB, 10 %))', checks.rss.returned ? 'yes' : 'no', `baseline ${fixed(baseline?.rssMiB, 1)} MiB, peak ${fixed(peakRss, 1)}, final ${fixed(final?.rssMiB, 1)} (${rssDelta >= 0 ? '+' : ''}${fixed(rssDelta, 1)})`],
-            ['heap used back to baseline (within 5 MiB, after full GC)', checks.heap.returned ? 'yes' : 'no', `baseline ${fixed(baseline?.heapUsedMiB, 1)} MiB, peak ${fixed(peakHeap, 1)}, final ${fixed(final?.heapUsedMiB, 1)} (${heapDelta >= 0 ? '+' : ''}${fixed(heapDelta, 1)})`],
-            ['in-flight and queue gauges back to zero', checks.gauges.zero ? 'yes' : 'no', `in flight ${final?.inflight}, queued ${final?.queued}, per-pod in flight ${final?.endpointInflight}`],
+            ['RSS back to baseline (within max(10 MiB, 10 %))', backTo(checks.rss.returned), `baseline ${fixed(baseline?.rssMiB, 1)} MiB, peak ${fixed(peakRss, 1)}, final ${fixed(final?.rssMiB, 1)} (${rssDelta >= 0 ? '+' : ''}${fixed(rssDelta, 1)})`],
+            ['heap used back to baseline (within 5 MiB, after full GC)', backTo(checks.heap.returned), `baseline ${fixed(baseline?.heapUsedMiB, 1)} MiB, peak ${fixed(peakHeap, 1)}, final ${fixed(final?.heapUsedMiB, 1)} (${heapDelta >= 0 ? '+' : ''}${fixed(heapDelta, 1)})`],
+            ['in-flight and queue gauges back to zero', backTo(checks.gauges.zero), `in flight ${final?.inflight}, queued ${final?.queued}, per-pod in flight ${final?.endpointInflight}`],
             ['every answer as expected', unexpected === 0 ? 'yes' : 'no', `${unexpected} unexpected`],
             [
               'slow pool: requests the pod ran vs its gateway slots',
@@ -562,6 +663,19 @@ export const soak: Scenario = {
             ['load generator on time', '-', `soak sends late by p99 ${fixed(loads.soak?.lateP99Ms, 1)} ms, max ${fixed(loads.soak?.lateMaxMs, 1)} ms`],
           ],
           align: ['l', 'l', 'l'],
+        };
+        const fuzzEnds: readonly [RawEnd, string][] = [['server-close', 'clean close by the gateway'], ['reset', 'reset'], ['timeout', 'no end in 2 s'], ['abandoned', 'client left'], ['refused', 'refused'], ['complete', 'answered, client closed']];
+        const fuzzClasses = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+        const fuzzTable: Table = {
+          header: ['hostile kind (warm-up and soak)', 'requests', ...fuzzClasses, 'no answer', ...fuzzEnds.map(([, label]) => label)],
+          rows: fuzzKinds.map((k) => {
+            const got = fuzz.outcomes.get(k.id) ?? new Map<string, number>();
+            const ends = fuzz.ends.get(k.id) ?? new Map<RawEnd, number>();
+            const n = [...got.values()].reduce((a, b) => a + b, 0);
+            const answered = fuzzClasses.map((c) => got.get(c) ?? 0);
+            return [k.label, String(n), ...answered.map(String), String(n - answered.reduce((a, b) => a + b, 0)), ...fuzzEnds.map(([e]) => String(ends.get(e) ?? 0))];
+          }),
+          align: ['l', ...Array<Align>(fuzzClasses.length + fuzzEnds.length + 2).fill('r')],
         };
         const codes = before && after ? Object.fromEntries(Object.entries(codeCounts(after)).map(([k, v]) => [k, v - (codeCounts(before as Scrape)[k] ?? 0)])) : {};
         const goodTable: Table = {
@@ -580,7 +694,9 @@ export const soak: Scenario = {
           '',
           `One gateway process (\`node --inspect=127.0.0.1:0 dist/src/main.js\`), ${rate} req/s open loop (evenly spaced) through one keep-alive`,
           `client pool, ${warmS} s warm-up, ${soakS} s soak, then until every pod is idle (${fixed(drainS, 1)} s) and ${idleS} s more. Pools: \`default\` (parse) and \`dialog\` (webhooks, \`affinity: rasa\`),`,
-          `each 2 emulated pods x 64 slots x 2 ms, body limit 64 KiB; \`slow\` (predict) 1 pod x 2 slots x 100 ms. Sampled every second: RSS from`,
+          `each 2 emulated pods x 64 slots x 2 ms, body limit 64 KiB; \`slow\` (predict) 1 pod x 2 slots x 100 ms. \`default\` runs with \`cache\` and`,
+          `\`rasaAuth: { jwtSecret, token }\` (good parses carry no credentials and bypass the cache), \`/socket.io/\` goes to \`dialog\`. ${(classes.find((c) => c.id === 'fuzz')?.share ?? 0) * 100} % of requests are fuzzed hostile`,
+          'raw-socket requests from a seeded PRNG (kinds in the table below), each connection destroyed after 2 s at the latest. Sampled every second: RSS from',
           '/proc/<pid>/status (VmRSS), the rest from the gateway\'s /metrics (prom-client defaults: `nodejs_heap_size_used_bytes`,',
           '`nodejs_eventloop_lag_p99_seconds` and `_max_seconds`, over the second since the previous scrape; `gateway_inflight_requests`,',
           '`gateway_queue_length`). Baseline and final: after a full GC forced through the inspector (that GC shows as a lag spike',
@@ -590,11 +706,17 @@ export const soak: Scenario = {
           '',
           markdownTable(checkTable),
           '',
+          ...(crashTail !== undefined ? ['The gateway\'s stderr before it exited (tail):', '', '```', crashTail, '```', ''] : []),
           slowPoolReading(slowAccounting),
           '',
           '## Traffic and answers (warm-up and soak)',
           '',
           markdownTable(classTable),
+          '',
+          ...(crash ? ['The gateway crashed: requests already handed to the client pool or in flight then failed (refused, reset) and count as unexpected above; nothing was sent after the exit was seen.', ''] : []),
+          `Fuzzed requests by kind: the final status class of the answer (interim 100s not counted), and how each connection ended (raw sockets, 2 s limit; the PRNG is seeded, so every run sends the same sequence${crash ? '; after the crash, nothing more was sent' : ''}):`,
+          '',
+          markdownTable(fuzzTable),
           '',
           ...(unexpectedExamples.length > 0
             ? [
@@ -618,7 +740,7 @@ export const soak: Scenario = {
           '',
           '![soak over time](soak.png)',
         ].join('\n');
-        process.stdout.write(`\n${markdownTable(checkTable)}\n\n${markdownTable(classTable)}\n\n${markdownTable(snapTable)}\n\n${markdownTable(overTime)}\n${problemLines.join('\n')}\n`);
+        process.stdout.write(`\n${markdownTable(checkTable)}\n${crashTail !== undefined ? `\ngateway stderr before it exited:\n${crashTail}\n` : ''}\n${markdownTable(classTable)}\n\n${markdownTable(fuzzTable)}\n\n${markdownTable(snapTable)}\n\n${markdownTable(overTime)}\n${problemLines.join('\n')}\n`);
         const spans: { from: number; to: number; label: string }[] = [];
         for (const s of samples) {
           const last = spans[spans.length - 1];
@@ -682,8 +804,17 @@ export const soak: Scenario = {
             command,
             generatedAt: new Date().toISOString(),
             machine: machine(),
-            plan: { rate, warmS, soakS, idleS, classes: classes.map((c) => ({ id: c.id, label: c.label, share: c.share, expect: c.expect })), pools: { fast: { ...fast, pods: 2 }, slow: slow.pods } },
+            plan: {
+              rate,
+              warmS,
+              soakS,
+              idleS,
+              classes: classes.map((c) => ({ id: c.id, label: c.label, share: c.share, expect: c.expect })),
+              fuzzKinds: fuzzKinds.map((k) => ({ id: k.id, label: k.label })),
+              pools: { fast: { ...fast, pods: 2 }, slow: slow.pods, parseCache: parsePool.cache, parseAuth: ['jwtSecret', 'token'] },
+            },
             checks,
+            fuzz: Object.fromEntries(fuzzKinds.map((k) => [k.id, { outcomes: Object.fromEntries(fuzz.outcomes.get(k.id) ?? []), ends: Object.fromEntries(fuzz.ends.get(k.id) ?? []) }])),
             outcomes: Object.fromEntries([...outcomes.entries()].map(([k, v]) => [k, Object.fromEntries(v)])),
             gatewayCodesInSoak: codes,
             snapshots,
@@ -715,6 +846,12 @@ function slowPoolReading(a: { sent: number; answered200: number; podRan: number;
     `its client left, while the pod (like Rasa) finished the request. The pod needed ${fixed(a.drainS, 1)} s after the soak to work through that backlog, and`,
     "the gateway's heap, RSS and open handles during the soak follow it (pending upstream requests) and come back once it drained.",
   ].join('\n');
+}
+
+/** A crash's error message: the first `...Error: ...` line of its stderr, else the last line. */
+function errorLine(text: string): string {
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return lines.find((l) => /^(\w+Error|Error)\b|Error: /.test(l)) ?? lines[lines.length - 1] ?? '';
 }
 
 /** Consecutive groups of `n`. */
