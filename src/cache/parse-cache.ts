@@ -163,5 +163,9 @@ function meaningfulContent(body: Buffer, url: string): string | undefined {
     .map((k) => [k, fields[k]]);
   const q = url.indexOf('?');
   const params = q === -1 ? [] : [...new URLSearchParams(url.slice(q + 1))].filter(([k]) => k !== 'token').sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([sortedBody, params]);
+  try {
+    return JSON.stringify([sortedBody, params]);
+  } catch {
+    return undefined; // nesting too deep for a recursive stringify (JSON.parse takes it): not cacheable
+  }
 }
