@@ -12,9 +12,14 @@ export function sessionIdsIn(payload: string): string[] {
   const ids: string[] = [];
   for (const packet of payload.split('\x1e')) {
     if (!packet.startsWith('42')) continue;
-    // Skip an optional namespace ("42/chat,[...]") and ack id digits.
-    const start = packet.indexOf('[');
-    if (start === -1) continue;
+    // Skip an optional namespace ("42/chat,[...]") and ack id digits, as python-socketio decodes them:
+    // indexOf('[') took a [ inside the namespace and accepted junk before the JSON.
+    let start = 2;
+    if (packet.charCodeAt(2) === 47 /* / */) {
+      start = packet.indexOf(',', 2) + 1;
+      if (start === 0) continue;
+    }
+    while (start < packet.length && packet.charCodeAt(start) >= 48 && packet.charCodeAt(start) <= 57) start++;
     let frame: unknown;
     try {
       frame = JSON.parse(packet.slice(start));

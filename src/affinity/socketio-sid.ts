@@ -37,9 +37,16 @@ export function sidOf(url: string): string | undefined {
   return undefined;
 }
 
-/** The request target with the gateway's token removed from its sid. */
+/** The request target with the gateway's token removed from its sid (the parameter `sidOf` reads). */
 export function stripSidToken(url: string, gatewaySid: string, podSid: string): string {
-  return url.replace(`sid=${encodeURIComponent(gatewaySid)}`, `sid=${encodeURIComponent(podSid)}`).replace(`sid=${gatewaySid}`, `sid=${podSid}`);
+  // Rewrites the parameter sidOf decoded: a text replace() missed other encodings (%2E), hit `xsid=` first and expanded `$&`-patterns.
+  const q = url.indexOf('?');
+  if (q === -1) return url;
+  const parts = url.slice(q + 1).split('&');
+  const i = parts.findIndex((part) => part.startsWith('sid='));
+  if (i === -1 || sidOf(`?${parts[i]}`) !== gatewaySid) return url;
+  parts[i] = `sid=${encodeURIComponent(podSid)}`;
+  return url.slice(0, q + 1) + parts.join('&');
 }
 
 /**

@@ -34,7 +34,12 @@ export function readBodyLimited(stream: NodeJS.ReadableStream, limit: number): P
   });
 }
 
-/** The REST channel's `sender` (Rasa uses "default" when it is missing); undefined when not JSON. */
+/**
+ * The REST channel's `sender` as Rasa's conversation id: Rasa takes `str(sender)`, or "default" when it
+ * is missing or null. Strings, numbers and booleans map as Rasa does (numbers as JS prints them); an
+ * object or array sender gets "default" (one fixed key still keeps those conversations on one pod).
+ * Unkeyed when the body is not JSON or not a JSON object.
+ */
 export function senderOf(body: Buffer): { key: string } | { unkeyed: 'invalid_json' | 'not_an_object' } {
   let parsed: unknown;
   try {
@@ -45,6 +50,8 @@ export function senderOf(body: Buffer): { key: string } | { unkeyed: 'invalid_js
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return { unkeyed: 'not_an_object' };
   const sender = (parsed as { sender?: unknown }).sender;
   if (typeof sender === 'string' || typeof sender === 'number') return { key: String(sender) };
+  // Rasa's str(True) is "True": keying a boolean sender as "default" split it from its conversation.
+  if (typeof sender === 'boolean') return { key: sender ? 'True' : 'False' };
   return { key: 'default' };
 }
 

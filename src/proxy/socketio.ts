@@ -102,7 +102,12 @@ export function onSocketFrame(
   if (message.binary || !target.url) return;
   const ids = sessionIdsIn(message.data.toString());
   if (ids.length === 0) return;
-  const origin = new URL(target.url.replace(/^ws/, 'http')).origin;
+  let origin: string;
+  try {
+    origin = new URL(target.url.replace(/^ws/, 'http')).origin;
+  } catch {
+    return; // new URL threw on a target it cannot parse (e.g. `ws://[`): such a url names no pod
+  }
   for (const { pool, affinity } of pools.values()) {
     const backend = affinity ? pool.get(origin) : undefined;
     if (backend) for (const id of ids) affinity!.remember(id, backend);

@@ -15,7 +15,8 @@ export interface RasaRoute {
   readonly idempotent: boolean;
 }
 
-const conversationPath = /^\/conversations\/(.+)\/(tracker\/events|tracker|messages|trigger_intent|predict|execute|story)$/;
+// dotAll (`s`): an id holding a line terminator (\n, U+2028) is still an id, not an unknown route.
+const conversationPath = /^\/conversations\/(.+)\/(tracker\/events|tracker|messages|trigger_intent|predict|execute|story)$/s;
 const webhookPath = /^\/webhooks\/[^/]+\/webhook$/;
 
 const readOnly: RasaRoute = { kind: 'other', idempotent: true };
