@@ -23,10 +23,10 @@ import type { PoolRuntime } from '../pool/runtime.js';
 import { PublicAllowList, isProtectedRasaRoute } from '../routing/protected-routes.js';
 import { classifyRasaRoute, type RasaRoute } from '../routing/rasa-routes.js';
 import { pathOf, type RouteTable } from '../routing/route-table.js';
-import { bodyError, bodyOf, senderOf } from './body.js';
+import { bodyOf, senderOf } from './body.js';
 import { stripHopByHop, upstreamRequestHeaders } from './hop-by-hop.js';
 import { pathProblem, upgradeProblem } from './request-checks.js';
-import { guard, kContext, RequestContext } from './request-context.js';
+import { afterBody, guard, kContext, RequestContext } from './request-context.js';
 import { retryReasonForError, retryReasonForStatus, type RetryReason } from './retry-policy.js';
 import { onSocketFrame, routeSocket, sendTokenisedHandshake } from './socketio.js';
 import { serveFromParseCache } from './parse-cache-route.js';
@@ -182,18 +182,7 @@ function readBody(ctx: RequestContext): void {
     ctx.fail(new GatewayError('BODY_TOO_LARGE', `the request body (${declared} bytes) exceeds ${limit} bytes`));
     return;
   }
-  const reading = bodyOf(request.body, limit);
-  if (!reading) {
-    dispatch(ctx);
-    return;
-  }
-  reading.then(
-    (body) => {
-      ctx.body = body;
-      guard(ctx, 'key', dispatch);
-    },
-    (err: unknown) => ctx.fail(bodyError(err)),
-  );
+  afterBody(ctx, bodyOf(request.body, limit), 'key', dispatch);
 }
 
 /** The parse cache answers what it can; everything else goes on to admission. */

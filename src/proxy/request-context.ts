@@ -11,6 +11,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { Ticket } from '../admission/ticket.js';
 import { codeForStatus, GatewayError, sendError } from '../errors.js';
+import { bodyError } from './body.js';
 import type { Backend } from '../pool/backend.js';
 import type { Outcome } from '../pool/pool.js';
 import type { PoolRuntime } from '../pool/runtime.js';
@@ -201,6 +202,21 @@ export function guard(ctx: RequestContext, stage: Stage, stepFn: (ctx: RequestCo
   } catch (err) {
     ctx.internalError(err);
   }
+}
+
+/** Runs `next` once the body is read (at once when there is none); a body that cannot be read ends the request. */
+export function afterBody(ctx: RequestContext, reading: Promise<Buffer> | undefined, stage: Stage, next: (ctx: RequestContext) => void): void {
+  if (!reading) {
+    next(ctx);
+    return;
+  }
+  reading.then(
+    (body) => {
+      ctx.body = body;
+      guard(ctx, stage, next);
+    },
+    (err: unknown) => ctx.fail(bodyError(err)),
+  );
 }
 
 /** A slot is ours: start the deadline, then continue the fastify lifecycle (or a retry's attempt). */

@@ -11,8 +11,8 @@ import { sessionIdsIn } from '../affinity/socketio-session.js';
 import { GatewayError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
 import type { PoolRuntime } from '../pool/runtime.js';
-import { bodyError, bodyOf, readBodyLimited } from './body.js';
-import { guard, type RequestContext } from './request-context.js';
+import { bodyOf, readBodyLimited } from './body.js';
+import { afterBody, guard, type RequestContext } from './request-context.js';
 
 /** What engine.io answers for a sid it does not know (the client then opens a new session), plus our catalog's code. */
 function sessionUnknown(ctx: RequestContext): void {
@@ -56,18 +56,8 @@ export function routeSocket(ctx: RequestContext): void {
     counted.sockets++;
     request.raw.socket.once('close', () => counted.sockets--);
   }
-  const reading = request.method === 'POST' ? bodyOf(request.body, ctx.runtime.config.bodyLimitBytes) : undefined;
-  if (!reading) {
-    proceed(ctx);
-    return;
-  }
-  reading.then(
-    (body) => {
-      ctx.body = body;
-      guard(ctx, 'socketio', learnSessions);
-    },
-    (err: unknown) => ctx.fail(bodyError(err)),
-  );
+  if (request.method === 'POST') afterBody(ctx, bodyOf(request.body, ctx.runtime.config.bodyLimitBytes), 'socketio', learnSessions);
+  else proceed(ctx);
 }
 
 /** A polling POST's packets may name the conversation: bind it to the socket's pod, then proxy. */
