@@ -256,13 +256,13 @@ function cacheConfig(value: unknown, path: string): CacheConfig {
 }
 
 /** Secrets come from the environment (`tokenEnv`, `jwtSecretEnv`) or, for tests, inline. */
-function rasaAuthConfig(value: unknown, path: string): RasaAuth {
+function rasaAuthConfig(value: unknown, path: string, env: NodeJS.ProcessEnv): RasaAuth {
   const o = object(value ?? {}, path, ['token', 'tokenEnv', 'jwtSecret', 'jwtSecretEnv', 'jwtAlgorithm']);
   const secret = (inline: string, envKey: string): string | undefined => {
     if (o[inline] !== undefined) return string(o[inline], join(path, inline));
     if (o[envKey] === undefined) return undefined;
     const name = string(o[envKey], join(path, envKey));
-    const v = process.env[name];
+    const v = env[name];
     if (!v) throw new ConfigError(join(path, envKey), `names the environment variable ${name}, which is not set`);
     return v;
   };
@@ -329,7 +329,7 @@ function adaptiveSlotsConfig(o: Obj, path: string): { minSlots: number; maxSlots
 
 const poolKeys = ['endpoints', 'kubernetes', 'balancer', 'slotsPerEndpoint', 'minSlots', 'maxSlots', 'dispatch', 'queue', 'upstreamTimeoutMs', 'affinity', 'sessions', 'ordering', 'bodyLimitBytes', 'retry', 'ejection', 'healthCheck', 'slowStartMs', 'cache', 'rasaAuth', 'deletionCost'];
 
-function pool(name: string, value: unknown, path: string): PoolConfig {
+function pool(name: string, value: unknown, path: string, env: NodeJS.ProcessEnv): PoolConfig {
   const o = object(value, path, poolKeys);
   if ((o.endpoints === undefined) === (o.kubernetes === undefined)) {
     throw new ConfigError(path, 'needs exactly one endpoint source: `endpoints: [http://host:port, ...]` or `kubernetes: { namespace, service, port }`');
@@ -389,7 +389,7 @@ function pool(name: string, value: unknown, path: string): PoolConfig {
     healthCheck: o.healthCheck === undefined ? undefined : healthCheckConfig(o.healthCheck, join(path, 'healthCheck')),
     slowStartMs: integer(o.slowStartMs, join(path, 'slowStartMs'), 0, 3_600_000, 30_000),
     cache: o.cache === undefined ? undefined : cacheConfig(o.cache, join(path, 'cache')),
-    rasaAuth: rasaAuthConfig(o.rasaAuth, join(path, 'rasaAuth')),
+    rasaAuth: rasaAuthConfig(o.rasaAuth, join(path, 'rasaAuth'), env),
     deletionCost: deletionCostConfig(o.deletionCost, join(path, 'deletionCost'), kubernetes !== undefined),
     sessions: {
       maxEntries: integer(s.maxEntries, join(sp, 'maxEntries'), 1, 100_000_000, 100_000),
@@ -426,8 +426,8 @@ function route(value: unknown, path: string, pools: Record<string, PoolConfig>):
   } as RouteConfig;
 }
 
-/** Validates a parsed config document (YAML or JSON) and returns the frozen config. */
-export function validateConfig(doc: unknown): GatewayConfig {
+/** Validates a parsed config document (YAML or JSON) and returns the frozen config; `env` supplies `*Env` secrets. */
+export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const o = object(doc ?? {}, '', ['listen', 'admin', 'internal', 'publicRoutes', 'limits', 'shutdown', 'log', 'pools', 'routes']);
   const lim = object(o.limits ?? {}, 'limits', ['headersTimeoutMs', 'requestTimeoutMs', 'maxHeaderBytes', 'maxHeadersCount']);
   if (o.publicRoutes !== undefined && !Array.isArray(o.publicRoutes)) throw new ConfigError('publicRoutes', 'must be a list of paths such as /conversations/* or /status');
@@ -444,7 +444,7 @@ export function validateConfig(doc: unknown): GatewayConfig {
     if (!/^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$/i.test(name)) {
       throw new ConfigError(join('pools', name), 'pool names use letters, digits, - and _ (they become metric labels)');
     }
-    pools[name] = pool(name, value, join('pools', name));
+    pools[name] = pool(name, value, join('pools', name), env);
   }
   if (Object.keys(pools).length === 0) throw new ConfigError('pools', 'must define at least one pool');
   let routes: RouteConfig[];
@@ -573,5 +573,5 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (file && (values.balancer || values.slots)) {
     throw new ConfigError(values.balancer ? '--balancer' : '--slots', 'belongs to the quick form (--upstream); set it per pool in the config file');
   }
-  return { config: validateConfig(doc), check: values.check ?? false };
+  return { config: validateConfig(doc, env), check: values.check ?? false };
 }

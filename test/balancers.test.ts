@@ -102,3 +102,34 @@ test('a new pod starts at the pool average latency, not at zero', () => {
   const fresh = p.get(endpoint(3).key)!;
   assert.equal(fresh.latency.valueMs, 400);
 });
+
+test('peak-ewma reads its estimate decayed to now: a pod slow once and then left without samples is tried again', () => {
+  const { p, tick } = makePool('peak-ewma', 2);
+  const [slow, fast] = [...p.backends];
+  const answer = (b: typeof slow, ms: number | undefined) => {
+    const t = new RecordingTicket();
+    t.target = b;
+    p.admit(t);
+    p.release(t, 'ok', ms);
+  };
+  answer(slow, 2000);
+  answer(fast, 100);
+  /** Unpinned picks; the fast pod keeps answering in 100 ms, so its estimate stays fresh. */
+  const slowPicks = () => {
+    let n = 0;
+    for (let i = 0; i < 50; i++) {
+      const t = pickOnce(p);
+      if (t.granted === slow) n++;
+      p.release(t, 'ok', t.granted === slow ? undefined : 100);
+    }
+    return n;
+  };
+  assert.equal(slowPicks(), 0, 'right after its slow answer the slow pod loses every comparison');
+  for (let s = 0; s < 60; s++) {
+    tick(1000);
+    answer(fast!, 100);
+  }
+  assert.equal(slow!.latency.valueMs, 2000, 'reading does not change the stored estimate');
+  assert.ok(slow!.latency.valueAt(60_000) < 100, 'its read estimate decayed below the fast pod\'s');
+  assert.ok(slowPicks() > 0, 'so it gets work again, and with it the sample that clears it');
+});

@@ -91,3 +91,12 @@ test('--help documents every flag and --check prints the validated config', asyn
   assert.equal(check.code, 0);
   assert.equal(JSON.parse(check.stdout).pools.nlu.slotsPerEndpoint, 'unlimited');
 });
+
+test('secrets named by tokenEnv / jwtSecretEnv come from the environment loadConfig is given, not the process one', () => {
+  const file = writeConfig('pools:\n  nlu:\n    endpoints: [http://10.0.0.5:5005]\n    rasaAuth: { tokenEnv: GW_TEST_ONLY_TOKEN, jwtSecretEnv: GW_TEST_ONLY_JWT }\n');
+  assert.equal(process.env.GW_TEST_ONLY_TOKEN, undefined);
+  const { config } = loadConfig(['--config', file], { GW_TEST_ONLY_TOKEN: 'from-env', GW_TEST_ONLY_JWT: 'jwt-from-env' });
+  assert.equal(config?.pools.nlu?.rasaAuth.token, 'from-env');
+  assert.equal(config?.pools.nlu?.rasaAuth.jwtSecret, 'jwt-from-env');
+  assert.throws(() => loadConfig(['--config', file], {}), (err: unknown) => err instanceof ConfigError && /GW_TEST_ONLY_TOKEN/.test(err.message));
+});

@@ -44,7 +44,7 @@ function watchService(fake: FakeApiServer, options: KubernetesDiscoveryOptions &
   };
 }
 
-/** The pool's reading of an endpoint (src/pool/pool.ts): ready, draining, or not in the pool. */
+/** Discovery's reading of an endpoint for these tests: ready, draining, or neither (the pool keeps a not-ready pod as `not-ready`). */
 function stateIn(snapshot: readonly EndpointInfo[] | undefined, origin: string): 'ready' | 'draining' | 'out' {
   const e = snapshot?.find((x) => x.origin === origin);
   if (!e) return 'out';

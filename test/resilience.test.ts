@@ -88,6 +88,10 @@ test('a hanging pod costs each request at most its deadline and is ejected', asy
   await waitFor('the hanging pod is ejected', async () => (await debugPools(gw.adminUrl))[0]!.endpoints.find((e) => e.url === hung.url)!.state === 'ejected');
   for (let i = 0; i < 4; i++) assert.equal((await post(`${gw.publicUrl}/model/parse`, { text: 'x' })).status, 200);
   await settled(gw.adminUrl);
+  // These requests reached a pod: upstream failures, not rejections "without reaching a pod".
+  const scrape = (await get(`${gw.adminUrl}/metrics`)).text;
+  assert.ok((metricValue(scrape, 'gateway_upstream_failures_total', { pool: 'rasa', reason: 'DEADLINE_EXCEEDED' }) ?? 0) >= 1);
+  assert.equal(metricValue(scrape, 'gateway_rejected_requests_total', { pool: 'rasa', reason: 'DEADLINE_EXCEEDED' }), undefined);
 });
 
 test('active health checks take a failing pod out and put it back', async () => {

@@ -3,7 +3,7 @@
  * pod by rendezvous hashing over the pods that take new work, so every gateway replica agrees with no
  * shared store; the choice is remembered in a bounded LRU table with an idle TTL, so pods that join
  * later move no existing conversation on this replica. A conversation moves only when its pod can no
- * longer serve it (removed or ejected); a draining pod keeps its conversations until they go idle.
+ * longer serve it (removed, ejected or not ready); a draining pod keeps its conversations until they go idle.
  *
  * Trade-off (ingress-nginx's "balanced" vs "persistent" modes): the table makes this replica
  * persistent, while a replica that never saw the conversation (a new replica, or after the entry
@@ -17,7 +17,7 @@ import { ConversationGate } from './conversation-gate.js';
 import { rendezvousPick } from './rendezvous.js';
 import { podToken } from './socketio-sid.js';
 
-export type MoveReason = 'removed' | 'ejected' | 'draining';
+export type MoveReason = 'removed' | 'ejected' | 'not-ready' | 'draining';
 
 export interface AffinityOptions {
   readonly maxEntries: number;
@@ -60,7 +60,7 @@ export class Affinity {
     if (current && current.servesSticky) return current;
     const next = rendezvousPick(key, this.pool.backends);
     if (!next) return undefined;
-    if (current) this.options.onMove?.(current.state === 'ejected' ? 'ejected' : 'removed');
+    if (current) this.options.onMove?.(current.state === 'ejected' || current.state === 'not-ready' ? current.state : 'removed');
     this.remember(key, next);
     return next;
   }

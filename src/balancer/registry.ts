@@ -4,9 +4,9 @@ import { powerOfTwoChoices } from './p2c.js';
 import { peakEwma } from './peak-ewma.js';
 import { randomPick } from './random.js';
 import { roundRobin } from './round-robin.js';
-import type { Balancer, BalancerName } from './types.js';
+import type { Balancer, BalancerContext, BalancerName } from './types.js';
 
-export const balancers: Record<BalancerName, () => Balancer> = {
+export const balancers: Record<BalancerName, (context: BalancerContext) => Balancer> = {
   'round-robin': roundRobin,
   random: randomPick,
   'least-outstanding': leastOutstanding,

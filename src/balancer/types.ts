@@ -13,6 +13,11 @@ export interface Candidates {
   fewestInflight(random: () => number): Backend | undefined;
 }
 
+/** What a balancer may read besides its candidates: the pool's clock (load estimates that decay with time). */
+export interface BalancerContext {
+  readonly now: () => number;
+}
+
 export interface Balancer {
   pick(candidates: Candidates, random: () => number): Backend | undefined;
 }

@@ -9,7 +9,7 @@ import type { Pool } from '../pool/pool.js';
 import type { Affinity } from '../affinity/affinity.js';
 import type { Backend, BackendState } from '../pool/backend.js';
 
-const backendStates: readonly BackendState[] = ['ready', 'draining', 'ejected'];
+const backendStates: readonly BackendState[] = ['ready', 'not-ready', 'draining', 'ejected'];
 
 /** Queue waits from a millisecond to a few minutes; request durations alike (Rasa turns take 0.3-30 s). */
 const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -17,6 +17,7 @@ const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 export class PoolMetrics {
   private readonly codes = new Map<number, client.Counter.Internal>();
   private readonly rejections = new Map<string, client.Counter.Internal>();
+  private readonly upstreamFailures = new Map<string, client.Counter.Internal>();
   readonly duration: client.Histogram.Internal<string>;
   readonly queueWait: client.Histogram.Internal<string>;
 
@@ -65,6 +66,15 @@ export class PoolMetrics {
     this.metrics.internalError(this.pool, stage);
   }
 
+  upstreamFailed(reason: string): void {
+    let child = this.upstreamFailures.get(reason);
+    if (!child) {
+      child = this.metrics.upstreamFailures.labels(this.pool, reason);
+      this.upstreamFailures.set(reason, child);
+    }
+    child.inc();
+  }
+
   rejected(reason: string): void {
     let child = this.rejections.get(reason);
     if (!child) {
@@ -84,6 +94,7 @@ export class GatewayMetrics {
   private readonly caches = new Map<string, { size: number }>();
   readonly requests: client.Counter;
   readonly rejected: client.Counter;
+  readonly upstreamFailures: client.Counter;
   readonly requestDuration: client.Histogram;
   readonly queueWait: client.Histogram;
   readonly stickyMoves: client.Counter;
@@ -131,6 +142,7 @@ export class GatewayMetrics {
 
     this.requests = counter('gateway_requests_total', 'Requests answered, by pool and HTTP status (gateway errors included).', ['pool', 'code']);
     this.rejected = counter('gateway_rejected_requests_total', 'Requests the gateway answered itself without reaching a pod, by reason (error code).', ['pool', 'reason']);
+    this.upstreamFailures = counter('gateway_upstream_failures_total', 'Requests that reached a pod and were answered with a gateway error (the pod failed, timed out, or the deadline passed while it worked), by error code.', ['pool', 'reason']);
     this.requestDuration = histogram('gateway_request_duration_seconds', 'Time from arrival at the gateway to the end of the response, queue wait included.', latencyBuckets);
     this.queueWait = histogram('gateway_queue_wait_seconds', 'Time requests spent waiting for a slot (zero when one was free).', [0, ...latencyBuckets]);
     this.stickyMoves = counter('gateway_sticky_moves_total', 'Conversations moved to another pod because theirs left (removed) or failed (ejected).', ['pool', 'reason']);
@@ -146,7 +158,7 @@ export class GatewayMetrics {
     gauge('gateway_inflight_requests', 'Requests holding a slot on a pod of the pool.', ['pool'], () => perPool((p) => p.inflight));
     gauge('gateway_endpoint_inflight_requests', 'Requests in flight per pod.', ['pool', 'endpoint'], () => perEndpoint((b) => b.inflight));
     gauge('gateway_endpoint_slots', 'Slots per pod: requests it may have in flight at once (+Inf when unlimited).', ['pool', 'endpoint'], () => perEndpoint((b) => b.limit));
-    gauge('gateway_endpoints', 'Pods in the pool by state.', ['pool', 'state'], perState);
+    gauge('gateway_endpoints', 'Pods in the pool by state: ready, not-ready, draining, ejected.', ['pool', 'state'], perState);
   }
 
   /** `pool` is "none" where the failure came before the request was matched to a pool. */

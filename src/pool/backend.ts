@@ -9,11 +9,14 @@ import { TicketQueue } from '../admission/ticket-queue.js';
 import { fnv1a } from '../affinity/rendezvous.js';
 
 /**
- * ready: takes new work. draining: terminating but serving, keeps in-flight work and its sticky
- * conversations only. ejected: failed its health checks, takes nothing new. gone: left the pool; only
- * requests already on it still finish.
+ * ready: takes new work. not-ready: failing its readiness probe (a busy Rasa pod does) but not
+ * terminating: takes nothing new, its conversations move as for an ejected pod, its in-flight work
+ * finishes and stays counted, and it keeps what the gateway learned of it for when it returns.
+ * draining: terminating but serving, keeps in-flight work and its sticky conversations only.
+ * ejected: failed its health checks, takes nothing new. gone: left the slices; only requests already
+ * on it still finish (and it is forgotten once the last has).
  */
-export type BackendState = 'ready' | 'draining' | 'ejected' | 'gone';
+export type BackendState = 'ready' | 'not-ready' | 'draining' | 'ejected' | 'gone';
 
 export class Backend {
   readonly key: string;

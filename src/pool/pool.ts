@@ -62,6 +62,8 @@ export class Pool {
   /** The completion-aware dispatcher, when `dispatch` is earliest-completion; it tracks what runs where. */
   private readonly planner: EarliestCompletion | undefined;
   private readonly backendsByKey = new Map<string, Backend>();
+  /** Pods that left the slices while requests still ran on them: kept, and revived if they return, until the last ends. */
+  private readonly leaving = new Map<string, Backend>();
   private readonly free = new FreeSlots();
   private readonly balancer: Balancer;
   readonly queue: CentralQueue;
@@ -81,9 +83,9 @@ export class Pool {
   constructor(options: PoolOptions) {
     this.name = options.name;
     this.balancerName = options.balancer;
-    this.balancer = balancers[options.balancer]();
     this.slotsPerEndpoint = options.slotsPerEndpoint;
     this.now = options.now ?? (() => performance.now());
+    this.balancer = balancers[options.balancer]({ now: this.now });
     this.random = options.random ?? Math.random;
     this.adaptive = options.adaptive ?? false;
     this.dispatch = options.dispatch ?? 'greedy';
@@ -156,6 +158,7 @@ export class Pool {
     this.planner?.released(ticket);
     for (const l of this.endListeners) l.requestEnded!(backend, outcome, latencyMs, ticket);
     if (backend.state !== 'gone') this.queue.onCapacity(backend);
+    else if (backend.inflight === 0 && this.leaving.get(backend.key) === backend) this.forget(backend);
   }
 
   /** The balancer's choice among free pods, avoiding one (a retry's failed pod) when another is free. */
@@ -191,7 +194,7 @@ export class Pool {
       const state = stateOf(info);
       if (!state || seen.has(info.key)) continue;
       seen.add(info.key);
-      const existing = this.backendsByKey.get(info.key);
+      const existing = this.backendsByKey.get(info.key) ?? this.revive(info.key);
       if (existing) {
         existing.pod = info.pod ?? existing.pod;
         existing.zone = info.zone;
@@ -205,7 +208,7 @@ export class Pool {
       if (!seen.has(backend.key)) this.remove(backend);
     }
     this.synced = true;
-    if (this.backendsByKey.size === 0) this.queue.rejectAllGeneral();
+    if (this.working === 0) this.queue.rejectAllGeneral();
   }
 
   /** Changes a pod's state (discovery conditions, ejection) and hands on any slot this frees. */
@@ -216,6 +219,7 @@ export class Pool {
     if (backend.acceptsNewWork) this.working++;
     this.free.update(backend);
     for (const l of this.listeners) l.stateChanged?.(backend);
+    if (!backend.servesSticky) this.queue.repinWaiters(backend);
     this.queue.onCapacity(backend);
   }
 
@@ -241,13 +245,33 @@ export class Pool {
     this.queue.onCapacity(backend);
   }
 
+  /**
+   * A pod left the slices. With requests still on it, it is kept aside (their slots stay counted) and
+   * forgotten when the last ends; if it returns first, it comes back with its count and what was
+   * learned of it. Listeners hear `backendRemoved` only when it is forgotten.
+   */
   private remove(backend: Backend): void {
     if (backend.acceptsNewWork) this.working--;
     backend.state = 'gone';
     this.free.remove(backend);
     this.backendsByKey.delete(backend.key);
-    for (const l of this.listeners) l.backendRemoved?.(backend);
     this.queue.repinWaiters(backend);
+    if (backend.inflight > 0) this.leaving.set(backend.key, backend);
+    else this.forget(backend);
+  }
+
+  private forget(backend: Backend): void {
+    this.leaving.delete(backend.key);
+    for (const l of this.listeners) l.backendRemoved?.(backend);
+  }
+
+  /** A pod that left with requests on it and is back before they ended: the same Backend, state set by the caller. */
+  private revive(key: string): Backend | undefined {
+    const backend = this.leaving.get(key);
+    if (!backend) return undefined;
+    this.leaving.delete(key);
+    this.backendsByKey.set(key, backend);
+    return backend;
   }
 
   private occupy(backend: Backend, ticket: Ticket): void {
@@ -273,8 +297,12 @@ export class Pool {
   }
 }
 
+/**
+ * Endpoint conditions (EndpointSlice `ready`, `serving`, `terminating`) as a pod state; undefined for
+ * a terminating pod that no longer serves, which leaves the pool as if it had left the slices.
+ */
 function stateOf(info: EndpointInfo): BackendState | undefined {
   if (info.ready) return 'ready';
-  if (info.serving && info.terminating) return 'draining';
-  return undefined;
+  if (info.terminating) return info.serving ? 'draining' : undefined;
+  return 'not-ready';
 }

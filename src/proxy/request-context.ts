@@ -61,6 +61,8 @@ export class RequestContext extends Ticket {
   /** Safe to send to another pod after a failure (see retry-policy.ts). */
   idempotent = false;
   attempts = 0;
+  /** An attempt was handed to undici for a pod (what a failure is then counted as). */
+  reachedPod = false;
   /** An attempt is at the pod (undici has it) and its answer has not come back yet. */
   upstreamPending = false;
   /** The upstream path, kept for a retry. */
@@ -97,10 +99,14 @@ export class RequestContext extends Ticket {
     this.fail(error);
   }
 
-  /** Answers with a gateway error (if nothing was sent yet) and counts it. */
+  /**
+   * Answers with a gateway error (if nothing was sent yet) and counts it: as a rejection when the
+   * request never reached a pod, else as an upstream failure.
+   */
   fail(error: GatewayError): void {
     if (this.closed) return;
-    this.runtime.metrics.rejected(error.code);
+    if (this.reachedPod || error.code.startsWith('UPSTREAM_')) this.runtime.metrics.upstreamFailed(error.code);
+    else this.runtime.metrics.rejected(error.code);
     sendError(this.reply, error);
   }
 
@@ -159,6 +165,7 @@ export class RequestContext extends Ticket {
   /** undici took the attempt: from now on only its answer (or failure) frees the slot. */
   upstreamStarted(): void {
     this.upstreamPending = true;
+    this.reachedPod = true;
   }
 
   /**
