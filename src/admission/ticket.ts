@@ -1,10 +1,12 @@
 /**
  * A request's place in admission: queued, granted a slot on a pod, released. The proxy's per-request
- * context extends it, so admitting a request allocates one object and no closures. The slot is released
- * through `Pool.release`, exactly once whatever ends the request (response end, error, client abort).
+ * context extends it, so admitting a request allocates one object and no closures. Each grant gives it
+ * a lease on the slot (lease.ts), released exactly once whatever ends the attempt (response end, error,
+ * timeout, client abort).
  */
 import type { Backend } from '../pool/backend.js';
 import type { GatewayError } from '../errors.js';
+import type { Lease } from './lease.js';
 
 export type TicketState = 'new' | 'queued' | 'granted' | 'released' | 'rejected';
 
@@ -14,12 +16,10 @@ export abstract class Ticket {
   seq = 0;
   enqueuedAtMs = 0;
   grantedAtMs = 0;
-  /** Requests in flight on the granted pod right after the grant, this one included (what it queued behind). */
-  grantedInflight = 0;
-  /** The pod's `inflightArea` at the grant: what the request's mean concurrency is measured from. */
-  grantedArea = 0;
-  /** The adaptive limiter's round this request is a sample of (0: none); see `load/concurrency-limit.ts`. */
-  limiterRound = 0;
+  /** The current attempt's slot (see lease.ts); set at each grant, released exactly once per attempt. */
+  lease: Lease | undefined = undefined;
+  /** Slots granted so far: the next lease's attempt number is one more. */
+  grants = 0;
   /** Completion-aware dispatch: when it was expected to start on its pod (later than the grant if it queues there). */
   expectedStartMs = 0;
   /** The pod this request must use (sticky conversation); undefined: any pod. */

@@ -13,6 +13,7 @@
  * Bounded by lru-cache in entries and bytes, with a TTL.
  */
 import { LRUCache } from 'lru-cache';
+import type { Lease } from '../admission/lease.js';
 import { Ticket } from '../admission/ticket.js';
 import { GatewayError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
@@ -100,8 +101,9 @@ export class ParseCache {
     return { answer: flight, leader: true };
   }
 
-  /** One upstream attempt on the granted pod; the slot is released whatever happens. */
-  async run(ticket: Ticket, backend: Backend, req: ParseRequest): Promise<Answer> {
+  /** One upstream attempt on the leased pod; the lease is released whatever happens. */
+  async run(lease: Lease, req: ParseRequest): Promise<Answer> {
+    const backend = lease.backend;
     const started = this.pool.now();
     let outcome: Outcome = 'gateway-error';
     try {
@@ -122,7 +124,7 @@ export class ParseCache {
       outcome = failure.outcome;
       throw failure.error;
     } finally {
-      this.pool.release(ticket, outcome, this.pool.now() - started);
+      lease.release(outcome, this.pool.now() - started);
     }
   }
 }
@@ -137,8 +139,8 @@ class FlightTicket extends Ticket {
     super();
   }
 
-  override onGranted(backend: Backend): void {
-    this.cache.run(this, backend, this.req).then(this.resolve, this.reject);
+  override onGranted(): void {
+    this.cache.run(this.lease as Lease, this.req).then(this.resolve, this.reject);
   }
 
   override onRejected(error: GatewayError): void {

@@ -42,7 +42,7 @@
  */
 import type { Backend } from '../pool/backend.js';
 import type { Outcome, Pool } from '../pool/pool.js';
-import type { Ticket } from '../admission/ticket.js';
+import type { LocalLease } from '../admission/lease.js';
 
 export interface LimiterOptions {
   readonly minSlots: number;
@@ -292,11 +292,11 @@ export class AdaptiveLimits {
     pool.listen({
       backendAdded: (b) => this.add(b),
       backendRemoved: (b) => this.pods.delete(b),
-      requestStarted: (b, ticket) => {
+      requestStarted: (b, lease) => {
         const limiter = this.pods.get(b);
-        ticket.limiterRound = limiter ? limiter.started(this.pool.now()) : 0;
+        lease.limiterRound = limiter ? limiter.started(this.pool.now()) : 0;
       },
-      requestEnded: (b, outcome, latencyMs, ticket) => this.ended(b, outcome, latencyMs, ticket),
+      requestEnded: (b, outcome, latencyMs, lease) => this.ended(b, outcome, latencyMs, lease),
     });
   }
 
@@ -311,11 +311,11 @@ export class AdaptiveLimits {
     this.apply(backend, limiter);
   }
 
-  private ended(backend: Backend, outcome: Outcome, latencyMs: number | undefined, ticket: Ticket): void {
+  private ended(backend: Backend, outcome: Outcome, latencyMs: number | undefined, lease: LocalLease): void {
     if (outcome !== 'ok' || latencyMs === undefined) return;
     const limiter = this.pods.get(backend);
     if (!limiter) return;
-    limiter.observe(latencyMs, meanConcurrency(backend, ticket, this.pool.now()), this.pool.now(), ticket.limiterRound);
+    limiter.observe(latencyMs, meanConcurrency(backend, lease, this.pool.now()), this.pool.now(), lease.limiterRound);
     backend.serviceMs = limiter.serviceMs;
     this.apply(backend, limiter);
   }
@@ -334,8 +334,8 @@ export class AdaptiveLimits {
  * really shared the pod with. The count at the grant alone would credit a request sent just before
  * another ended with a concurrency the pod never ran.
  */
-function meanConcurrency(backend: Backend, ticket: Ticket, nowMs: number): number {
-  const lifeMs = nowMs - ticket.grantedAtMs;
-  if (!(lifeMs > 0)) return ticket.grantedInflight;
-  return (backend.areaAt(nowMs) - ticket.grantedArea) / lifeMs;
+function meanConcurrency(backend: Backend, lease: LocalLease, nowMs: number): number {
+  const lifeMs = nowMs - lease.grantedAtMs;
+  if (!(lifeMs > 0)) return lease.grantedInflight;
+  return (backend.areaAt(nowMs) - lease.grantedArea) / lifeMs;
 }

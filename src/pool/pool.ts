@@ -5,12 +5,14 @@
  */
 import { CentralQueue, type QueueLimits, type Timers } from '../admission/central-queue.js';
 import { EarliestCompletion } from '../admission/earliest-completion.js';
+import { LocalLease } from '../admission/lease.js';
 import type { Ticket } from '../admission/ticket.js';
 import { balancers } from '../balancer/registry.js';
 import type { Balancer, BalancerName } from '../balancer/types.js';
 import type { EndpointInfo } from '../discovery/types.js';
 import { Backend, type BackendState } from './backend.js';
 import { FreeSlots } from './free-slots.js';
+import { isPodFailure, type Outcome } from './outcome.js';
 
 export interface PoolOptions {
   readonly name: string;
@@ -29,26 +31,18 @@ export interface PoolOptions {
 
 export type DispatchMode = 'greedy' | 'earliest-completion';
 
-/**
- * How a request's hold on its slot ended. Only what the pod did (`pod-error`: refused, reset, 5xx,
- * a bad answer; `timeout`) counts against it: a client that left or a request the gateway itself
- * could not send (`client-left`, `gateway-error`) says nothing about the pod.
- */
-export type Outcome = 'ok' | 'pod-error' | 'timeout' | 'client-left' | 'gateway-error';
-
-export function isPodFailure(outcome: Outcome): boolean {
-  return outcome === 'pod-error' || outcome === 'timeout';
-}
+export type { Outcome } from './outcome.js';
+export { isPodFailure } from './outcome.js';
 
 export interface PoolListener {
   backendAdded?(backend: Backend): void;
   backendRemoved?(backend: Backend): void;
   /** A pod's state changed (discovery, ejection). */
   stateChanged?(backend: Backend): void;
-  /** A request was granted a slot on `backend` (hot path: keep it cheap). */
-  requestStarted?(backend: Backend, ticket: Ticket): void;
-  /** A request on `backend` ended (hot path: keep it cheap). */
-  requestEnded?(backend: Backend, outcome: Outcome, latencyMs: number | undefined, ticket: Ticket): void;
+  /** An attempt was granted a slot on `backend`: its lease begins (hot path: keep it cheap). */
+  requestStarted?(backend: Backend, lease: LocalLease): void;
+  /** An attempt's lease on `backend` was released with its outcome (hot path: keep it cheap). */
+  requestEnded?(backend: Backend, outcome: Outcome, latencyMs: number | undefined, lease: LocalLease): void;
 }
 
 /** Latency assumed for a pod before its first answer, when the pool has no measurements yet. */
@@ -144,11 +138,16 @@ export class Pool {
     this.queue.cancel(ticket);
   }
 
-  /** Ends a granted request's hold on its slot; idempotent. `latencyMs` feeds the pod's latency estimate. */
+  /** Releases a granted ticket's current lease (see `Lease.release`); idempotent. */
   release(ticket: Ticket, outcome: Outcome, latencyMs?: number): void {
-    if (ticket.state !== 'granted') return;
-    ticket.state = 'released';
-    const backend = ticket.backend as Backend;
+    if (ticket.state === 'granted') ticket.lease?.release(outcome, latencyMs);
+  }
+
+  /** The one place a slot is given back: a lease of this pool ended. `latencyMs` feeds the pod's latency estimate. */
+  private readonly endLease = (lease: LocalLease, outcome: Outcome, latencyMs: number | undefined): void => {
+    const ticket = lease.holder;
+    if (ticket.lease === lease && ticket.state === 'granted') ticket.state = 'released';
+    const backend = lease.backend;
     backend.addInflight(-1, this.now());
     this.inflight--;
     backend.requests++;
@@ -156,10 +155,10 @@ export class Pool {
     if (latencyMs !== undefined) backend.latency.observe(latencyMs, this.now());
     this.free.update(backend);
     this.planner?.released(ticket);
-    for (const l of this.endListeners) l.requestEnded!(backend, outcome, latencyMs, ticket);
+    for (const l of this.endListeners) l.requestEnded!(backend, outcome, latencyMs, lease);
     if (backend.state !== 'gone') this.queue.onCapacity(backend);
     else if (backend.inflight === 0 && this.leaving.get(backend.key) === backend) this.forget(backend);
-  }
+  };
 
   /** The balancer's choice among free pods, avoiding one (a retry's failed pod) when another is free. */
   private pickFree(avoid: Backend | undefined): Backend | undefined {
@@ -278,9 +277,9 @@ export class Pool {
     backend.addInflight(1, ticket.grantedAtMs);
     this.inflight++;
     this.free.update(backend);
-    ticket.grantedInflight = backend.inflight;
-    ticket.grantedArea = backend.inflightArea;
-    for (const l of this.startListeners) l.requestStarted!(backend, ticket);
+    const lease = new LocalLease(ticket, backend, ticket.grantedAtMs, ++ticket.grants, backend.inflight, backend.inflightArea, this.endLease);
+    ticket.lease = lease;
+    for (const l of this.startListeners) l.requestStarted!(backend, lease);
   }
 
   /** A new pod starts at the pool's average latency, so peak-EWMA neither floods nor starves it. */

@@ -87,7 +87,7 @@ function handleResponse(ctx: RequestContext, reply: FastifyReply, res: ReplyFrom
 }
 
 function releasing(ctx: RequestContext): void {
-  ctx.releaseSlot();
+  ctx.endAttempt();
 }
 
 function onError(reply: FastifyReply, { error }: { error: Error }): void {
@@ -113,7 +113,8 @@ function retry(ctx: RequestContext, reason: RetryReason): boolean {
   if (ctx.conversationKey === undefined && pool.workingCount < 2) return false;
   if (!retryBudget.trySpend()) return false;
   metrics.retried(reason);
-  pool.release(ctx, 'pod-error');
+  ctx.outcome = 'pod-error';
+  ctx.endAttempt();
   ctx.state = 'new';
   ctx.avoid = failed;
   ctx.outcome = 'ok';

@@ -124,7 +124,7 @@ export class RequestContext extends Ticket {
         this.fail(new GatewayError(err instanceof URIError ? 'BAD_REQUEST' : codeForStatus(status as number)));
         return;
       }
-      if (this.state === 'granted' && !this.upstreamPending) this.outcome = 'gateway-error';
+      if (this.lease && !this.lease.released && !this.upstreamPending) this.outcome = 'gateway-error';
       this.runtime.metrics.internalError(this.stage);
       this.request.log.error({ err, reqId: this.request.id, pool: this.runtime.pool.name, stage: this.stage }, 'internal error on the request path; this request ends, the gateway keeps serving');
       if (this.reply.raw.headersSent) this.reply.raw.destroy();
@@ -153,13 +153,15 @@ export class RequestContext extends Ticket {
   }
 
   /**
-   * The pod is done with this request: its slot goes to the next waiter. Called when the upstream
-   * body ends (the pod is free even if a slow client is still reading), else when the response closes.
+   * The pod is done with this attempt: its lease ends with the attempt's outcome and latency, and the
+   * slot goes to the next waiter. Called when the upstream body ends (the pod is free even if a slow
+   * client is still reading), when the response closes, when a late answer arrives for a client that
+   * left, and when a retry moves on; the lease counts only the first.
    */
-  releaseSlot(): void {
-    if (this.state !== 'granted') return;
-    const latency = this.firstByteMs > 0 ? this.firstByteMs - this.grantedAtMs : undefined;
-    this.runtime.pool.release(this, this.outcome, latency);
+  endAttempt(): void {
+    const lease = this.lease;
+    if (!lease || lease.released) return;
+    lease.release(this.outcome, this.firstByteMs > 0 ? this.firstByteMs - lease.grantedAtMs : undefined);
   }
 
   /** undici took the attempt: from now on only its answer (or failure) frees the slot. */
@@ -177,7 +179,7 @@ export class RequestContext extends Ticket {
     if (!this.closed) return;
     if (statusCode !== undefined && this.firstByteMs === 0) this.responded(this.runtime.pool.now(), statusCode);
     else if (outcome !== undefined) this.outcome = outcome;
-    this.releaseSlot();
+    this.endAttempt();
   }
 
   /** The response is over (finished or aborted): give the slot back and record the request. */
@@ -189,7 +191,7 @@ export class RequestContext extends Ticket {
     const now = pool.now();
     if (this.state === 'queued') pool.cancel(this);
     // A pod still working on it keeps the slot until it answers (see upstream-dispatcher.ts).
-    if (!this.upstreamPending) this.releaseSlot();
+    if (!this.upstreamPending) this.endAttempt();
     if (this.holdsTurn) passTurn(this);
     if (this.socket) return;
     const res = this.reply.raw;
