@@ -5,7 +5,7 @@
  * pod keeps trackers in memory, so a conversation split across pods is visible, and names itself in
  * the `x-rasa-pod` header. Failure modes let fault tests make it fail, hang or reset connections.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Server as SocketIoServer } from 'socket.io';
 
@@ -43,6 +43,16 @@ export class RasaPod {
   /** Requests that reached this pod, by method and path kind. */
   readonly counts = new Map<string, number>();
   handled = 0;
+  /**
+   * Every HTTP request and upgrade that reached this pod, socket.io's included, counted before any
+   * handler runs (by `METHOD path`, and in total): what the gateway let through.
+   */
+  requestsSeen = 0;
+  readonly seenByPath = new Map<string, number>();
+  /** The headers of the last request that reached this pod, as the gateway forwarded them. */
+  lastHeaders: IncomingHttpHeaders | undefined = undefined;
+  /** The last requests that reached this pod (at most 200), oldest first. */
+  readonly recentRequests: { method: string; url: string; headers: IncomingHttpHeaders }[] = [];
   /** The most requests of one conversation this pod ever ran at once (ordering makes it 1). */
   maxConcurrentPerConversation = 0;
   private readonly runningByConversation = new Map<string, number>();
@@ -71,6 +81,18 @@ export class RasaPod {
       socket.once('close', () => this.sockets.delete(socket));
     });
     this.io = new SocketIoServer(this.server, { path: '/socket.io/', serveClient: false, cors: { origin: '*' } });
+    const seen = (req: IncomingMessage, res?: ServerResponse) => {
+      // engine.io answers socket.io requests itself: name the pod on those too.
+      if (res && typeof res.setHeader === 'function') res.setHeader('x-rasa-pod', this.name);
+      this.requestsSeen++;
+      const key = `${req.method ?? ''} ${(req.url ?? '').split('?')[0]}`;
+      this.seenByPath.set(key, (this.seenByPath.get(key) ?? 0) + 1);
+      this.lastHeaders = req.headers;
+      this.recentRequests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
+      if (this.recentRequests.length > 200) this.recentRequests.shift();
+    };
+    this.server.prependListener('request', seen);
+    this.server.prependListener('upgrade', (req: IncomingMessage) => seen(req));
     this.io.on('connection', (socket) => {
       this.count('socket.io connection');
       socket.on('session_request', (data: { session_id?: string } | undefined) => {
