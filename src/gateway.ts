@@ -221,7 +221,8 @@ function proxyServer(config: GatewayConfig, metrics: GatewayMetrics): FastifyIns
     bodyLimit: Math.max(...Object.values(config.pools).map((p) => p.bodyLimitBytes)),
     // Node enforces header and request timeouts from a periodic sweep (30 s by default): sweep often
     // enough that a slow client is cut off near its limit, with a 408.
-    http: { maxHeaderSize: limits.maxHeaderBytes, connectionsCheckingInterval: Math.max(50, Math.min(1000, limits.headersTimeoutMs / 2)) },
+    // requireHostHeader: off so that a missing Host is answered from the catalog (request-checks.ts), not with Node's empty 400.
+    http: { maxHeaderSize: limits.maxHeaderBytes, connectionsCheckingInterval: Math.max(50, Math.min(1000, limits.headersTimeoutMs / 2)), requireHostHeader: false },
     clientErrorHandler: onClientError,
     frameworkErrors: (_error: Error, _request: FastifyRequest, reply: FastifyReply) => {
       sendError(reply, new GatewayError('BAD_REQUEST', 'the request target is not a valid URL path'));

@@ -38,7 +38,7 @@ function raw(url: string, first: string, second?: string, waitMs = 2000): Promis
       text += d.toString('latin1');
       if (!sentSecond && text.includes('\r\n\r\n')) {
         sentSecond = true;
-        socket.write(second as string);
+        socket.write(Buffer.from(second as string, 'latin1'));
       }
     });
     socket.on('close', () => {
@@ -46,7 +46,7 @@ function raw(url: string, first: string, second?: string, waitMs = 2000): Promis
       resolve({ text, closedByServer: true });
     });
     socket.on('error', () => {});
-    socket.write(first);
+    socket.write(Buffer.from(first, 'latin1')); // one char, one byte: tests send exact bytes
   });
 }
 
@@ -64,12 +64,15 @@ function lastAnswer(text: string): { status: number; headers: Record<string, str
 }
 
 /** An upstream that records the headers of every request it gets and answers with a keep-alive connection. */
-async function recordingUpstream(): Promise<{ url: string; seen: IncomingHttpHeaders[]; server: Server }> {
+async function recordingUpstream(): Promise<{ url: string; seen: IncomingHttpHeaders[]; bodies: Buffer[]; server: Server }> {
   const seen: IncomingHttpHeaders[] = [];
+  const bodies: Buffer[] = [];
   const server = createServer((req, res) => {
     seen.push(req.headers);
-    req.resume();
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      bodies.push(Buffer.concat(chunks));
       res.setHeader('keep-alive', 'timeout=30');
       res.setHeader('connection', 'keep-alive, x-pod-private');
       res.setHeader('x-pod-private', 'for the next hop only');
@@ -80,7 +83,7 @@ async function recordingUpstream(): Promise<{ url: string; seen: IncomingHttpHea
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const address = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${address.port}`, seen, server };
+  return { url: `http://127.0.0.1:${address.port}`, seen, bodies, server };
 }
 
 const upstreams: Server[] = [];
@@ -149,6 +152,18 @@ test('a chunked request body reaches the pod with its length, not its client fra
   const seen = upstream.seen.at(-1) as IncomingHttpHeaders;
   assert.equal(seen['content-length'], '7');
   assert.equal(seen['transfer-encoding'], undefined);
+});
+
+test('a text/plain body reaches the pod byte for byte, invalid UTF-8 included', async () => {
+  const upstream = await recordingUpstream();
+  upstreams.push(upstream.server);
+  const gw = await h.gateway({ pools: { rasa: { endpoints: [upstream.url] } } });
+  const body = Buffer.from([0x34, 0x32, 0xff, 0xfe, 0xc3, 0x28, 0x0a]);
+  const head = `POST /webhooks/rest/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+  const answer = await raw(gw.publicUrl, head + body.toString('latin1'));
+  assert.equal(lastAnswer(answer.text).status, 200, answer.text);
+  assert.deepEqual(upstream.bodies.at(-1), body);
+  assert.equal(upstream.seen.at(-1)?.['content-length'], String(body.length));
 });
 
 test('what the framework or the HTTP parser refuses is answered from the catalog, with its status', async () => {

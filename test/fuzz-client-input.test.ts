@@ -132,11 +132,13 @@ test('websocket handshakes: a valid key and version pass, anything else on an up
   fc.assert(
     fc.property(header, header, header, fc.boolean(), (upgrade, key, version, upgrading) => {
       const headers = { upgrade, 'sec-websocket-key': key, 'sec-websocket-version': version };
-      const verdict = upgradeProblem(upgrading, headers);
+      const verdict = upgradeProblem(upgrading, 'GET', headers);
       if (!upgrading) assert.equal(verdict, undefined, 'not an upgrade: nothing to check');
       else assert.notEqual(verdict, undefined, 'random headers are no valid handshake');
       const good = { upgrade: 'WebSocket', 'sec-websocket-key': randomBytes(16).toString('base64'), 'sec-websocket-version': '13' };
-      assert.equal(upgradeProblem(true, good), undefined);
+      assert.equal(upgradeProblem(true, 'GET', good), undefined);
+      assert.equal(upgradeProblem(true, 'GET', { ...good, 'sec-websocket-protocol': 'chat, superchat' }), undefined);
+      assert.equal(upgradeProblem(true, 'POST', good)?.code, 'METHOD_NOT_ALLOWED');
     }),
     params(1507),
   );

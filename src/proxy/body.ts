@@ -56,8 +56,8 @@ export function senderOf(body: Buffer): { key: string } | { unkeyed: 'invalid_js
 }
 
 /**
- * The request body. http-proxy's parser hands over the raw stream, except for text/plain, which
- * fastify's own parser has already read into a string; undefined when the request has none.
+ * The request body: the raw stream http-proxy's parser hands over (a string or Buffer when something
+ * upstream of us read it already); undefined when the request has none.
  */
 export function bodyOf(body: unknown, limit: number): Promise<Buffer> | undefined {
   if (body === undefined || body === null) return undefined;

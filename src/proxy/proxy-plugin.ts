@@ -25,7 +25,7 @@ import { classifyRasaRoute, type RasaRoute } from '../routing/rasa-routes.js';
 import { pathOf, type RouteTable } from '../routing/route-table.js';
 import { bodyOf, senderOf } from './body.js';
 import { stripHopByHop, upstreamRequestHeaders } from './hop-by-hop.js';
-import { pathProblem, upgradeProblem } from './request-checks.js';
+import { requestProblem } from './request-checks.js';
 import { afterBody, guard, kContext, RequestContext } from './request-context.js';
 import { retryReasonForError, retryReasonForStatus, type RetryReason } from './retry-policy.js';
 import { onSocketFrame, routeSocket, sendTokenisedHandshake } from './socketio.js';
@@ -248,9 +248,17 @@ export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): 
   /** Route and protect: the request's context, or undefined when it was already answered. */
   function open(request: FastifyRequest, reply: FastifyReply): RequestContext | undefined {
     const path = pathOf(request.url);
-    const problem = pathProblem(path) ?? upgradeProblem((request.raw as { upgrade?: boolean }).upgrade === true, request.headers);
+    const { raw } = request;
+    const problem = requestProblem({
+      method: request.method,
+      path,
+      httpVersionMajor: raw.httpVersionMajor,
+      httpVersionMinor: raw.httpVersionMinor,
+      headers: request.headers,
+      upgrading: (raw as { upgrade?: boolean }).upgrade === true,
+    });
     if (problem !== undefined) {
-      sendError(reply, new GatewayError('BAD_REQUEST', problem));
+      sendError(reply, problem);
       return undefined;
     }
     const route = options.routes.match(path);
@@ -310,6 +318,9 @@ export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): 
     }
   }
 
+  // fastify's own text/plain parser decodes the body as UTF-8, and a proxy must forward bytes as
+  // they came (a socket.io polling POST is text/plain); http-proxy's catch-all parser keeps them raw.
+  app.removeContentTypeParser('text/plain');
   await app.register(httpProxy, {
     upstream: '',
     prefix: '/',

@@ -14,6 +14,8 @@ import type { PoolRuntime } from '../pool/runtime.js';
 import { bodyOf, readBodyLimited } from './body.js';
 import { afterBody, guard, type RequestContext } from './request-context.js';
 
+const sidParam = /[?&]sid=/;
+
 /** What engine.io answers for a sid it does not know (the client then opens a new session), plus our catalog's code. */
 function sessionUnknown(ctx: RequestContext): void {
   const { message } = new GatewayError('SESSION_UNKNOWN');
@@ -34,6 +36,10 @@ export function routeSocket(ctx: RequestContext): void {
   ctx.socket = true;
   const sid = sidOf(request.url);
   let backend: Backend | undefined;
+  if (sid === undefined && sidParam.test(request.url)) {
+    sessionUnknown(ctx); // a sid that cannot be decoded names no session: never a new handshake
+    return;
+  }
   if (sid !== undefined) {
     const parts = splitSid(sid);
     backend = parts ? affinity.backendForToken(parts.token) : undefined;
