@@ -22,7 +22,7 @@ import { GatewayMetrics, type PoolMetrics } from './metrics/metrics.js';
 import { Pool } from './pool/pool.js';
 import { DeletionCostWriter } from './discovery/deletion-cost.js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { PoolRuntime } from './pool/runtime.js';
+import type { PoolRuntime } from './runtime.js';
 import { modelFanoutRoutes } from './proxy/model-fanout.js';
 import { fromOptions, proxyPlugin } from './proxy/proxy-plugin.js';
 import { kContext } from './proxy/request-context.js';

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { GatewayMetrics } from '../metrics/metrics.js';
-import type { PoolRuntime } from '../pool/runtime.js';
+import type { PoolRuntime } from '../runtime.js';
 import { statusRoutes, type StatusOptions } from './status/status-routes.js';
 
 export interface AdminOptions {

@@ -7,15 +7,8 @@
  * precomputed hash, so a choice over n pods is n multiplications, no string work.
  */
 import type { Backend } from '../pool/backend.js';
+import { fnv1a } from '../util/hash.js';
 
-export function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
 
 /** A 32-bit finaliser (murmur3 fmix32): spreads the combined hashes so every pod is equally likely to win. */
 function mix(h: number): number {

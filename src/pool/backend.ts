@@ -6,7 +6,7 @@ import type { EndpointInfo } from '../discovery/types.js';
 import { PeakEwma } from '../load/peak-ewma.js';
 import type { Ticket } from '../admission/ticket.js';
 import { TicketQueue } from '../admission/ticket-queue.js';
-import { fnv1a } from '../affinity/rendezvous.js';
+import { fnv1a } from '../util/hash.js';
 
 /**
  * ready: takes new work. not-ready: failing its readiness probe (a busy Rasa pod does) but not

@@ -19,7 +19,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { GatewayError, sendError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
-import type { PoolRuntime } from '../pool/runtime.js';
+import type { PoolRuntime } from '../runtime.js';
 import { PublicAllowList, isProtectedRasaRoute } from '../routing/protected-routes.js';
 import { classifyRasaRoute, type RasaRoute } from '../routing/rasa-routes.js';
 import { pathOf, type RouteTable } from '../routing/route-table.js';

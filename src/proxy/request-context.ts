@@ -14,7 +14,7 @@ import { codeForStatus, GatewayError, sendError } from '../errors.js';
 import { bodyError } from './body.js';
 import type { Backend } from '../pool/backend.js';
 import type { Outcome } from '../pool/pool.js';
-import type { PoolRuntime } from '../pool/runtime.js';
+import type { PoolRuntime } from '../runtime.js';
 import type { RasaRoute } from '../routing/rasa-routes.js';
 import type { Route } from '../routing/route-table.js';
 

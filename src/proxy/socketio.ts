@@ -10,7 +10,7 @@ import { sidOf, splitSid, stripSidToken, tokeniseOpenPacket } from '../affinity/
 import { sessionIdsIn } from '../affinity/socketio-session.js';
 import { GatewayError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
-import type { PoolRuntime } from '../pool/runtime.js';
+import type { PoolRuntime } from '../runtime.js';
 import { bodyOf, readBodyLimited } from './body.js';
 import { afterBody, guard, type RequestContext } from './request-context.js';
 

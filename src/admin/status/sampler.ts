@@ -11,7 +11,7 @@
  * Metrics read by name, so absent ones (retries, ejections in older builds) are simply null.
  */
 import type { Registry } from 'prom-client';
-import type { PoolRuntime } from '../../pool/runtime.js';
+import type { PoolRuntime } from '../../runtime.js';
 
 export const metricNames = {
   requests: 'gateway_requests_total',

@@ -1,11 +1,11 @@
 /** A pool with everything that serves it: its config, discovery source and metrics. */
-import type { Affinity } from '../affinity/affinity.js';
-import type { PoolConfig } from '../config.js';
-import type { Discovery } from '../discovery/types.js';
-import type { PoolMetrics } from '../metrics/metrics.js';
-import type { Pool } from './pool.js';
-import type { RetryBudget } from '../proxy/retry-budget.js';
-import type { ParseCache } from '../cache/parse-cache.js';
+import type { Affinity } from './affinity/affinity.js';
+import type { PoolConfig } from './config.js';
+import type { Discovery } from './discovery/types.js';
+import type { PoolMetrics } from './metrics/metrics.js';
+import type { Pool } from './pool/pool.js';
+import type { RetryBudget } from './proxy/retry-budget.js';
+import type { ParseCache } from './cache/parse-cache.js';
 
 export interface PoolRuntime {
   readonly pool: Pool;
