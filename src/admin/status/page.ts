@@ -34,7 +34,7 @@ td{padding:7px 8px;border-bottom:1px solid var(--line);vertical-align:middle;whi
 tr:last-child td{border-bottom:0}th.n,td.n{text-align:right}
 .pod{font-weight:600}.sub{display:block;font-size:11px;color:var(--mute);font-weight:400}
 .st{font-size:11px;font-weight:600;padding:2px 8px;border-radius:9px;text-transform:uppercase;letter-spacing:.03em;background:#e5e7eb;color:#374151}
-.st-ready{background:#dcfce7;color:#166534}.st-draining{background:#fef3c7;color:#92400e}.st-ejected{background:#fee2e2;color:#991b1b}.st-slow-starting{background:#dbeafe;color:#1e40af}
+.st-ready{background:#dcfce7;color:#166534}.st-draining{background:#fef3c7;color:#92400e}.st-ejected{background:#fee2e2;color:#991b1b}.st-not-ready{background:#ffedd5;color:#9a3412}.st-slow-starting{background:#dbeafe;color:#1e40af}
 .slots{display:inline-flex;gap:2px;vertical-align:middle;margin-right:6px}.slots i{width:11px;height:14px;border-radius:2px;background:#e5e7eb}.slots i.on{background:var(--bar)}
 .track{display:inline-block;vertical-align:middle;width:150px;height:12px;background:#eef1f5;border-radius:6px;overflow:hidden;margin-right:8px}
 .track i{display:block;height:100%;background:var(--share);border-radius:6px}.track i.low{background:#f59e0b}
@@ -46,7 +46,7 @@ footer{max-width:1280px;margin:0 auto;padding:0 24px 24px;color:var(--mute);font
 const rawScript = String.raw`
 'use strict';
 var MAX = 300, hist = {}, timer = 0;
-var STATES = { ready: 1, draining: 1, ejected: 1, 'slow-starting': 1 };
+var STATES = { ready: 1, 'not-ready': 1, draining: 1, ejected: 1, 'slow-starting': 1 };
 function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text != null) e.textContent = String(text); return e; }
 function put(parent) { for (var i = 1; i < arguments.length; i++) if (arguments[i]) parent.appendChild(arguments[i]); return parent; }
 function num(x, d) { return Number(x).toLocaleString('en-US', { maximumFractionDigits: d || 0 }); }
