@@ -60,7 +60,7 @@ export interface HealthCheckConfig {
 }
 export type OrderingMode = 'webhooks' | 'all' | 'none';
 
-/** Pod-deletion-cost writer (src/discovery/deletion-cost.ts); `kubernetes:` pools only. */
+/** Pod-deletion-cost writer (src/scale-in/deletion-cost.ts); `kubernetes:` pools only. */
 export interface DeletionCostConfig {
   readonly enabled: boolean;
   /** How often the lease holder recomputes and writes the annotations. */

@@ -20,7 +20,7 @@ import { SlowStart } from './health/slow-start.js';
 import { AdaptiveLimits } from './load/concurrency-limit.js';
 import { GatewayMetrics, type PoolMetrics } from './metrics/metrics.js';
 import { Pool } from './pool/pool.js';
-import { DeletionCostWriter } from './discovery/deletion-cost.js';
+import { DeletionCostWriter } from './scale-in/deletion-cost.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { PoolRuntime } from './runtime.js';
 import { modelFanoutRoutes } from './proxy/model-fanout.js';

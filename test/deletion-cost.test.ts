@@ -1,5 +1,5 @@
 /**
- * Pod deletion cost (src/discovery/deletion-cost.ts) against the loopback API server
+ * Pod deletion cost (src/scale-in/deletion-cost.ts) against the loopback API server
  * (test/helpers/fake-apiserver.ts, which now also serves pod PATCH and coordination.k8s.io Leases):
  * the annotation follows each pod's live conversations through a real gateway; one writer at a time
  * chosen by a Lease, handed over on release and after expiry; unchanged pods are not patched again;
@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, validateConfig, type DeletionCostConfig } from '../src/config.js';
-import { DeletionCostWriter, POD_DELETION_COST } from '../src/discovery/deletion-cost.js';
+import { DeletionCostWriter, POD_DELETION_COST } from '../src/scale-in/deletion-cost.js';
 import { KubernetesDiscovery } from '../src/discovery/kubernetes.js';
 import type { EndpointInfo } from '../src/discovery/types.js';
 import { startRasaPod, type RasaPod } from '../src/emulator/rasa-pod.js';

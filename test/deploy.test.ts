@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { builtinModules } from 'node:module';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 
 import * as coreV1 from 'kubernetes-models/v1';
@@ -930,11 +931,137 @@ test('Dockerfile: multi-stage, production deps only, non-root 10001, ports and e
   assert.match(build, /RUN npm ci\b/);
   assert.match(build, /RUN npm run build/);
   assert.match(runtime, /RUN npm ci --omit=dev --ignore-scripts/);
-  assert.match(runtime, /COPY --from=build \/app\/dist \.\/dist/);
+  assert.match(runtime, /COPY --from=build \/app\/dist\/image\/src \.\/dist\/src/);
   assert.match(runtime, /^USER 10001(:10001)?$/m);
   assert.match(runtime, /^EXPOSE 8080 9090$/m);
   assert.match(runtime, /^ENTRYPOINT \["node", ?"dist\/src\/main\.js"\]$/m);
   const ignore = fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
   for (const entry of ['**/node_modules', 'dist', '.git']) assert.ok(ignore.includes(entry), `.dockerignore lists ${entry}`);
   for (const entry of ignore) assert.ok(!/^(src|package(-lock)?\.json|tsconfig\.json)$/.test(entry), `.dockerignore must not exclude ${entry}`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// What the image holds: the gateway alone, importing only production dependencies
+// ---------------------------------------------------------------------------------------------
+
+const IMAGE_TSCONFIG = path.join(ROOT, 'deploy/tsconfig.image.json');
+const TSC = path.join(ROOT, 'node_modules/typescript/bin/tsc');
+/** Output that must never reach the image: tests, bench, the Rasa emulator, the demo. */
+const NOT_IN_IMAGE = /^(test|bench)\/|^src\/emulator\/|^src\/demo\./;
+
+/** Dockerfile instructions by stage name, comments dropped and `\` continuations joined. */
+function dockerStages(text: string): Map<string, string[]> {
+  const stages = new Map<string, string[]>();
+  let current: string[] | undefined;
+  const joined = text.split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n').replace(/\\\n/g, ' ');
+  for (const line of joined.split('\n').map((l) => l.trim()).filter(Boolean)) {
+    const from = /^FROM\s+\S+\s+AS\s+(\S+)$/i.exec(line);
+    if (from) stages.set(from[1]!, (current = []));
+    else current?.push(line);
+  }
+  return stages;
+}
+
+/** What deploy/tsconfig.image.json compiles, as repository paths of the emitted .js files, and its outDir. */
+const imageBuild = (() => {
+  let cached: { outDir: string; sourceMap: unknown; emitted: string[] } | undefined;
+  return () => {
+    if (cached) return cached;
+    const tsc = (...args: string[]) => execFileSync(process.execPath, [TSC, '-p', IMAGE_TSCONFIG, ...args], { cwd: ROOT, encoding: 'utf8' });
+    const options = (JSON.parse(tsc('--showConfig')) as { compilerOptions: { outDir: string; rootDir: string; sourceMap?: unknown } }).compilerOptions;
+    const dir = path.dirname(IMAGE_TSCONFIG);
+    const rootDir = path.resolve(dir, options.rootDir);
+    const emitted = tsc('--listFilesOnly')
+      .split('\n')
+      .map((f) => f.trim())
+      .filter((f) => f && !f.includes('/node_modules/') && !f.endsWith('.d.ts'))
+      .map((f) => path.relative(rootDir, f).replace(/\.ts$/, '.js'))
+      .sort();
+    cached = { outDir: path.relative(ROOT, path.resolve(dir, options.outDir)), sourceMap: options.sourceMap, emitted };
+    return cached;
+  };
+})();
+
+/**
+ * The compiled modules `node dist/src/main.js` can load (static imports, re-exports, and dynamic
+ * imports of string literals, since a lazily loaded module runs in production too), and the packages
+ * they import. A small regex over the emitted JavaScript: type-only imports are gone by then.
+ */
+function importGraph(entry: string): { files: string[]; packages: Map<string, string> } {
+  // Static forms only at the start of a line (where tsc writes them), dynamic ones anywhere; comments
+  // that start a line are dropped first, so prose such as "taken from 'x'" is not an import.
+  const specifier = /^(?:import|export)\s[^;]*?\bfrom\s*['"]([^'"]+)['"]|^import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/gm;
+  const comments = /^\s*\/\*[\s\S]*?\*\/|^\s*\/\/.*$/gm;
+  const seen = new Set<string>();
+  const packages = new Map<string, string>(); // package -> first importer
+  const queue = [path.resolve(ROOT, entry)];
+  while (queue.length > 0) {
+    const file = queue.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const m of fs.readFileSync(file, 'utf8').replace(comments, '').matchAll(specifier)) {
+      const spec = (m[1] ?? m[2] ?? m[3])!;
+      if (spec.startsWith('.')) {
+        const target = path.resolve(path.dirname(file), spec);
+        assert.ok(fs.existsSync(target), `${path.relative(ROOT, file)} imports ${spec}, which was not compiled`);
+        queue.push(target);
+      } else if (!spec.startsWith('node:') && !builtinModules.includes(spec)) {
+        const name = spec.split('/').slice(0, spec.startsWith('@') ? 2 : 1).join('/');
+        if (!packages.has(name)) packages.set(name, path.relative(ROOT, file));
+      }
+    }
+  }
+  return { files: [...seen].map((f) => path.relative(ROOT, f)).sort(), packages };
+}
+
+test('Dockerfile: the runtime stage copies only the gateway build: no test, bench, emulator, demo or source maps', () => {
+  const stages = dockerStages(fs.readFileSync(path.join(ROOT, 'deploy/Dockerfile'), 'utf8'));
+  const build = stages.get('build');
+  const runtime = stages.get('runtime');
+  assert.ok(build && runtime, 'a build and a runtime stage');
+  const { outDir, sourceMap, emitted } = imageBuild();
+  assert.equal(outDir, 'dist/image');
+  assert.equal(sourceMap, false, 'the image build writes no source maps');
+  // The build stage makes exactly that build (the package script says which tsconfig it is).
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  assert.equal(pkg.scripts['build:image'], 'tsc -p deploy/tsconfig.image.json');
+  assert.ok(build.includes('RUN npm run build:image'), 'the build stage runs npm run build:image');
+  assert.ok(build.includes('WORKDIR /app'));
+
+  // Every file the runtime stage takes from the build stage comes out of dist/image/src.
+  const copies = runtime.filter((l) => /^COPY\s+--from=build\s/.test(l)).map((l) => l.split(/\s+/).slice(2));
+  assert.ok(copies.length > 0, 'the runtime stage copies the build output');
+  for (const parts of copies) {
+    const sources = parts.slice(0, -1);
+    for (const source of sources) {
+      const inBuild = path.posix.relative('/app', path.posix.resolve('/app', source));
+      assert.ok(inBuild === `${outDir}/src` || inBuild.startsWith(`${outDir}/src/`), `COPY --from=build ${source}: only the image build's src/ belongs in the image`);
+      assert.ok(!NOT_IN_IMAGE.test(path.posix.relative(outDir, inBuild)), `COPY --from=build ${source}`);
+    }
+  }
+  // ...and that build holds only the gateway's modules, all under src/ (so copying src/ loses nothing).
+  assert.ok(emitted.includes('src/main.js') && emitted.includes('src/gateway.js'));
+  const stray = emitted.filter((f) => NOT_IN_IMAGE.test(f) || !f.startsWith('src/'));
+  assert.deepEqual(stray, [], 'the image build compiles no test, bench, emulator or demo module');
+  // The check itself sees what it must exclude: the full build does compile them.
+  assert.ok(fs.existsSync(path.join(ROOT, 'dist/src/emulator/rasa-pod.js')) && fs.existsSync(path.join(ROOT, 'dist/src/demo.js')));
+});
+
+test('the modules main.js can load import only packages listed in `dependencies`, and all are in the image build', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+    dependencies: Record<string, string>;
+    devDependencies: Record<string, string>;
+  };
+  const { files, packages } = importGraph('dist/src/main.js');
+  // Lazily loaded modules are followed too: Kubernetes discovery is only reached through import().
+  assert.ok(files.includes('dist/src/discovery/kubernetes.js') && files.includes('dist/src/gateway.js'), files.join(', '));
+  const notDependencies = [...packages].filter(([name]) => !(name in pkg.dependencies)).map(([name, from]) => `${name} (imported by ${from})`);
+  assert.deepEqual(notDependencies, [], 'packages the gateway imports must be production dependencies (npm ci --omit=dev leaves the rest out)');
+  for (const used of ['fastify', '@kubernetes/client-node', 'prom-client']) assert.ok(packages.has(used), `the walk finds ${used}`);
+  // The emulator's socket.io is a dev dependency, and nothing main.js loads needs it.
+  assert.ok('socket.io' in pkg.devDependencies && !('socket.io' in pkg.dependencies));
+  assert.ok(!files.some((f) => NOT_IN_IMAGE.test(path.relative('dist', f))), files.join(', '));
+  // Whatever main.js can load is in the image build.
+  const { emitted } = imageBuild();
+  assert.deepEqual(files.map((f) => path.relative('dist', f)).filter((f) => !emitted.includes(f)), []);
 });

@@ -22,8 +22,10 @@
  * it keeps retrying in the background. `stop()` ends the watch, timers and retries.
  *
  * Needs RBAC get/list/watch on `endpointslices` (group `discovery.k8s.io`) in the Service's namespace.
+ * Credentials, error descriptions and the list timeout come from src/kubernetes/client.ts, shared with
+ * the Lease election and the deletion-cost writer so they all pick the same kubeconfig. This folder
+ * only reads the API; what writes to it lives elsewhere (src/scale-in/).
  */
-import { existsSync } from 'node:fs';
 import {
   DiscoveryV1Api,
   KubeConfig,
@@ -33,14 +35,11 @@ import {
   type V1EndpointSliceList,
 } from '@kubernetes/client-node';
 import type { KubernetesSource } from '../config.js';
+import { consoleLogger, describeError, loadDefaultKubeConfig, withTimeout, type KubernetesLogger } from '../kubernetes/client.js';
 import { endpointsOfSlice, mergeEndpoints, type EndpointSliceLike } from './slices.js';
 import type { Discovery, EndpointInfo, EndpointListener } from './types.js';
 
-/** Pino-compatible (fastify's `app.log` fits); console is the fallback. */
-export interface DiscoveryLogger {
-  warn(details: object, message: string): void;
-  info?(details: object, message: string): void;
-}
+export type DiscoveryLogger = KubernetesLogger;
 
 export interface KubernetesDiscoveryOptions {
   readonly logger?: DiscoveryLogger;
@@ -49,40 +48,6 @@ export interface KubernetesDiscoveryOptions {
   /** A list that has not answered after this long counts as failed (the client sets no timeout). */
   readonly listTimeoutMs?: number;
   readonly random?: () => number;
-}
-
-const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
-
-const consoleLogger: DiscoveryLogger = {
-  warn: (details, message) => console.warn(`[kubernetes discovery] ${message}`, details),
-  info: (details, message) => console.info(`[kubernetes discovery] ${message}`, details),
-};
-
-/**
- * Credentials: `KUBECONFIG` when set; else the in-cluster service account when running in a pod;
- * else the default kubeconfig (~/.kube/config), as `KubeConfig.loadFromDefault()` resolves it.
- */
-export function loadDefaultKubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  const env = process.env;
-  if (!env.KUBECONFIG && env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) kc.loadFromCluster();
-  else kc.loadFromDefault();
-  return kc;
-}
-
-/** Short, log-friendly description of a client error (ApiException messages carry whole bodies). */
-export function describeError(err: unknown): { status?: number; code?: string; error: string } {
-  const e = err as { code?: unknown; statusCode?: unknown; message?: unknown; body?: unknown } | undefined;
-  const status = typeof e?.code === 'number' ? e.code : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
-  const code = typeof e?.code === 'string' ? e.code : undefined;
-  let message = typeof e?.message === 'string' ? e.message : String(err);
-  const body = e?.body as { message?: unknown } | string | undefined;
-  if (body && typeof body === 'object' && typeof body.message === 'string') message = body.message;
-  // ApiException: "HTTP-Code: 401\nMessage: Unauthorized\nBody: ...\nHeaders: ..."
-  const apiMessage = /^HTTP-Code: (\d+)\nMessage: (.*)$/m.exec(message);
-  message = apiMessage ? `HTTP ${apiMessage[1]} ${apiMessage[2]}` : message.split('\n')[0]!;
-  message = message.slice(0, 300);
-  return { ...(status !== undefined ? { status } : {}), ...(code !== undefined ? { code } : {}), error: message };
 }
 
 /**
@@ -152,13 +117,12 @@ export class KubernetesDiscovery implements Discovery {
   private delivered = false;
   private flushHandle: NodeJS.Immediate | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private listTimer: NodeJS.Timeout | undefined;
   /** Consecutive failures since the last success; drives the backoff. */
   private failures = 0;
   private errorCount = 0;
 
   static fromDefaultCredentials(source: KubernetesSource, pool: string, options: KubernetesDiscoveryOptions = {}): KubernetesDiscovery {
-    return new KubernetesDiscovery(loadDefaultKubeConfig(), source, pool, options);
+    return new KubernetesDiscovery(loadDefaultKubeConfig(new KubeConfig()), source, pool, options);
   }
 
   constructor(
@@ -168,7 +132,7 @@ export class KubernetesDiscovery implements Discovery {
     options: KubernetesDiscoveryOptions = {},
   ) {
     this.description = `kubernetes ${source.namespace}/${source.service}:${source.port}`;
-    this.logger = options.logger ?? consoleLogger;
+    this.logger = options.logger ?? consoleLogger('kubernetes discovery');
     this.initialBackoffMs = options.backoff?.initialMs ?? 250;
     this.maxBackoffMs = options.backoff?.maxMs ?? 30_000;
     this.listTimeoutMs = options.listTimeoutMs ?? 30_000;
@@ -206,9 +170,8 @@ export class KubernetesDiscovery implements Discovery {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    clearTimeout(this.listTimer);
     if (this.flushHandle) clearImmediate(this.flushHandle);
-    this.retryTimer = this.listTimer = this.flushHandle = undefined;
+    this.retryTimer = this.flushHandle = undefined;
     void this.informer.stop();
   }
 
@@ -227,10 +190,11 @@ export class KubernetesDiscovery implements Discovery {
 
   private async list(labelSelector: string): Promise<V1EndpointSliceList> {
     if (this.stopped) throw new Error('discovery stopped');
-    const list = await new Promise<V1EndpointSliceList>((resolve, reject) => {
-      this.listTimer = setTimeout(() => reject(new Error(`list did not answer within ${this.listTimeoutMs} ms`)), this.listTimeoutMs);
-      this.api.listNamespacedEndpointSlice({ namespace: this.source.namespace, labelSelector }).then(resolve, reject);
-    }).finally(() => clearTimeout(this.listTimer));
+    const list = await withTimeout(
+      this.api.listNamespacedEndpointSlice({ namespace: this.source.namespace, labelSelector }),
+      this.listTimeoutMs,
+      `list did not answer within ${this.listTimeoutMs} ms`,
+    );
     // Rejecting here also keeps the informer from opening a watch after stop().
     if (this.stopped) throw new Error('discovery stopped');
     // A list is the whole truth: replace, so slices deleted while we were not watching go away. The

@@ -18,14 +18,15 @@
  * emulated pods. Test controls: apply/delete, dropConnections, failWatches, failNext, stop/restart on the same
  * port, compactHistory, counters.
  *
- * Pods and Leases, for the pod-deletion-cost writer (src/discovery/deletion-cost.ts):
+ * Pods and Leases, for the pod-deletion-cost writer (src/scale-in/deletion-cost.ts) and the Lease election (src/kubernetes/lease-election.ts):
  * - `PATCH /api/v1/namespaces/{ns}/pods/{name}` with `application/merge-patch+json` or
  *   `application/strategic-merge-patch+json` (identical for `metadata.annotations`): RFC 7386 merge, null
  *   deletes; annotation values must be strings (400 otherwise) and `controller.kubernetes.io/pod-deletion-cost`
  *   an int32 in decimal (422 otherwise), as the real validation says; a JSON Patch that is not a list is a
  *   400, any other content type a 415; an unknown pod a 404. Pods exist once `addPod` created them.
  * - `coordination.k8s.io/v1` Leases: GET (404 NotFound), POST (409 AlreadyExists), PUT with optimistic
- *   concurrency (a `metadata.resourceVersion` other than the stored one: 409 Conflict; none: 422).
+ *   concurrency (a `metadata.resourceVersion` other than the stored one: 409 Conflict; none: 422);
+ *   labels are kept as written.
  *   `acquireTime`/`renewTime` must be MicroTime (RFC 3339 with exactly six fractional digits), as the
  *   real server parses them (400 otherwise).
  * - Extra bearer tokens (`acceptToken`) tell clients apart: every pod patch and lease write records the
@@ -623,6 +624,7 @@ export class FakeApiServer {
         uid: stored?.metadata.uid ?? `lease-uid-${++this.uid}`,
         resourceVersion: rv,
         creationTimestamp: stored?.metadata.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        ...(lease.metadata.labels ? { labels: clone(lease.metadata.labels) } : {}),
       },
       spec: clone(lease.spec ?? {}),
     };
