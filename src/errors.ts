@@ -4,7 +4,7 @@
  * `{ "error": { "code", "message" } }`; 503s carry Retry-After so well-behaved clients back off.
  */
 import type { FastifyReply } from 'fastify';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 
 export const errorCatalog = {
   QUEUE_FULL: { status: 503, message: 'the pool queue is full; retry later' },
@@ -69,6 +69,12 @@ export function rawErrorResponse(error: GatewayError): string {
     `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\n` +
     `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
   );
+}
+
+/** Answers on a bare Node response (before fastify has a request for it) and closes the connection. */
+export function endWithError(res: ServerResponse, error: GatewayError): void {
+  const body = errorBody(error.code, error.message);
+  res.writeHead(error.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
 }
 
 /** Sends a gateway error unless a response has already started. */

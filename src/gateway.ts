@@ -11,7 +11,7 @@ import { adminPlugin } from './admin/admin-plugin.js';
 import { Affinity } from './affinity/affinity.js';
 import type { GatewayConfig, PoolConfig } from './config.js';
 import { defaultDiscoveryFactory, type DiscoveryFactory } from './discovery/index.js';
-import { codeForStatus, errorBody, GatewayError, rawErrorResponse, sendError } from './errors.js';
+import { codeForStatus, endWithError, GatewayError, rawErrorResponse, sendError } from './errors.js';
 import { ActiveHealthChecker } from './health/active-health.js';
 import { ModelWatcher } from './cache/model-watcher.js';
 import { ParseCache } from './cache/parse-cache.js';
@@ -218,7 +218,7 @@ function proxyServer(config: GatewayConfig, metrics: GatewayMetrics): FastifyIns
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     requestTimeout: limits.requestTimeoutMs,
-    bodyLimit: Math.max(...Object.values(config.pools).map((p) => p.bodyLimitBytes)),
+    bodyLimit: maxBodyLimit(config),
     // Node enforces header and request timeouts from a periodic sweep (30 s by default): sweep often
     // enough that a slow client is cut off near its limit, with a 408.
     // requireHostHeader: off so that a missing Host is answered from the catalog (request-checks.ts), not with Node's empty 400.
@@ -230,11 +230,20 @@ function proxyServer(config: GatewayConfig, metrics: GatewayMetrics): FastifyIns
   } as never) as unknown as FastifyInstance;
   app.server.headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   app.server.maxHeadersCount = limits.maxHeadersCount;
-  // Expect values other than 100-continue (which Node answers itself, and the proxy never forwards).
+  // Expect: 100-continue: a body over every limit is refused before the client sends it; otherwise
+  // the 100 goes out and the request runs as any other (the proxy never forwards `expect`).
+  const bodyLimit = maxBodyLimit(config);
+  app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (Number(req.headers['content-length']) > bodyLimit) {
+      endWithError(res, new GatewayError('BODY_TOO_LARGE', `the request body exceeds ${bodyLimit} bytes`));
+      return;
+    }
+    res.writeContinue();
+    app.server.emit('request', req, res);
+  });
+  // Expect values other than 100-continue.
   app.server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
-    const error = new GatewayError('EXPECTATION_FAILED');
-    const body = errorBody(error.code, error.message);
-    res.writeHead(error.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+    endWithError(res, new GatewayError('EXPECTATION_FAILED'));
   });
   // Methods the proxy route does not register (PROPFIND, LOCK, ...): no Rasa route takes them.
   app.setNotFoundHandler((request, reply) => {
@@ -251,6 +260,10 @@ function proxyServer(config: GatewayConfig, metrics: GatewayMetrics): FastifyIns
     sendError(reply, new GatewayError(code, message));
   });
   return app;
+}
+
+function maxBodyLimit(config: GatewayConfig): number {
+  return Math.max(...Object.values(config.pools).map((p) => p.bodyLimitBytes));
 }
 
 /** Node's HTTP parser refused the bytes (bad framing, header overflow, a timeout): answer from the catalog and close. */

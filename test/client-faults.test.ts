@@ -108,6 +108,17 @@ test('Expect: 100-continue is answered by the gateway, never forwarded, and ejec
   await settled(gw.adminUrl);
 });
 
+test('Expect: 100-continue with a body over the limit is refused before the body is sent', async () => {
+  const pod = await h.pod({ name: 'expect-413' });
+  const gw = await h.gateway({ pools: { rasa: { endpoints: [pod.url], bodyLimitBytes: 1024 } } });
+  const answer = await raw(gw.publicUrl, 'POST /model/parse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n');
+  assert.doesNotMatch(answer.text, /100 Continue/, 'no invitation to send what will be refused');
+  assert.equal(lastAnswer(answer.text).status, 413);
+  assert.equal(JSON.parse(lastAnswer(answer.text).body).error.code, 'BODY_TOO_LARGE');
+  assert.ok(answer.closedByServer);
+  assert.equal(pod.counts.size, 0);
+});
+
 test('an Expect value other than 100-continue gets 417 from the catalog and reaches no pod', async () => {
   const pod = await h.pod({ name: 'expect-417' });
   const gw = await h.gateway({ pools: { rasa: { endpoints: [pod.url] } } });
