@@ -33,6 +33,7 @@ import { io as ioClient, type Socket as ClientSocket } from 'socket.io-client';
 import { startRasaPod, type RasaPod } from '../src/emulator/rasa-pod.js';
 import { errorCatalog } from '../src/errors.js';
 import { debugPools, metricValue } from './helpers/harness.js';
+import { seeded } from './helpers/tickets.js';
 import { startGateway, writeConfig, type Started } from './helpers/process.js';
 
 const TOKEN = 'hostile-token';
@@ -759,17 +760,8 @@ const PARSE_OK = `/model/parse?token=${TOKEN}`;
 const hello = (n: number | string) => JSON.stringify({ text: `hello ${n}` });
 const hook = (sender: string, message = 'hi') => JSON.stringify({ sender, message });
 
-/** mulberry32: a small seeded PRNG, so every run sends the same bytes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG (mulberry32), so every run sends the same bytes. */
+const prng = seeded;
 
 function b64url(value: string | Buffer): string {
   return Buffer.from(value).toString('base64url');

@@ -67,22 +67,22 @@ export class PoolMetrics {
   }
 
   upstreamFailed(reason: string): void {
-    let child = this.upstreamFailures.get(reason);
-    if (!child) {
-      child = this.metrics.upstreamFailures.labels(this.pool, reason);
-      this.upstreamFailures.set(reason, child);
-    }
-    child.inc();
+    cachedChild(this.upstreamFailures, this.metrics.upstreamFailures, this.pool, reason).inc();
   }
 
   rejected(reason: string): void {
-    let child = this.rejections.get(reason);
-    if (!child) {
-      child = this.metrics.rejected.labels(this.pool, reason);
-      this.rejections.set(reason, child);
-    }
-    child.inc();
+    cachedChild(this.rejections, this.metrics.rejected, this.pool, reason).inc();
   }
+}
+
+/** The (pool, reason) child of a counter, looked up once per reason: the hot path does no label work. */
+function cachedChild(cache: Map<string, client.Counter.Internal>, counter: client.Counter, pool: string, reason: string): client.Counter.Internal {
+  let child = cache.get(reason);
+  if (!child) {
+    child = counter.labels(pool, reason);
+    cache.set(reason, child);
+  }
+  return child;
 }
 
 type Labelled = Record<string, string | number>;
