@@ -19,8 +19,9 @@ import { overhead } from './scenarios/overhead.js';
 import { replicas } from './scenarios/replicas.js';
 import { soak } from './scenarios/soak.js';
 import { study } from './scenarios/study.js';
+import { widgets } from './scenarios/widgets.js';
 
-const scenarios: readonly Scenario[] = [burst, study, mixed, overhead, replicas, cache, soak, autoscale];
+const scenarios: readonly Scenario[] = [burst, study, mixed, overhead, replicas, cache, soak, autoscale, widgets];
 
 const usage = `Usage: npm run bench -- <scenario...|all> [options]
 

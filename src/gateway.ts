@@ -31,6 +31,13 @@ import { originForm } from './proxy/request-checks.js';
 import { RetryBudget } from './proxy/retry-budget.js';
 import { RouteTable } from './routing/route-table.js';
 
+/**
+ * Pending connections the kernel queues for the public listener (Node's default is 511): a burst of
+ * chat widgets opening socket.io sessions (a handshake, a long poll, a POST and a websocket each)
+ * overflowed it, and dropped SYNs became handshake timeouts and resets (issue 16). Capped by somaxconn.
+ */
+const LISTEN_BACKLOG = 4096;
+
 export interface GatewayDeps {
   readonly discoveryFactory?: DiscoveryFactory;
   readonly now?: () => number;
@@ -175,7 +182,7 @@ export class Gateway {
     for (const start of this.starters) start();
     const adminUrl = await this.admin.listen({ host: this.config.admin.host, port: this.config.admin.port });
     const internalUrl = this.internal && this.config.internal ? await this.internal.listen({ host: this.config.internal.host, port: this.config.internal.port }) : undefined;
-    const publicUrl = await this.app.listen({ host: this.config.listen.host, port: this.config.listen.port });
+    const publicUrl = await this.app.listen({ host: this.config.listen.host, port: this.config.listen.port, backlog: LISTEN_BACKLOG });
     return { publicUrl, adminUrl, ...(internalUrl ? { internalUrl } : {}) };
   }
 

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { io, type Socket } from 'socket.io-client';
 import type { RasaPod } from '../src/emulator/rasa-pod.js';
@@ -115,4 +117,44 @@ test('a REST call on a socket conversation reaches the pod that holds the socket
       socket.disconnect();
     }
   }
+});
+
+/** Opens `n` socket.io clients at once and waits until every one connected (or failed). */
+async function openAll(url: string, n: number, transports: Transports): Promise<Socket[]> {
+  const sockets = Array.from({ length: n }, () => io(url, { path: '/socket.io/', transports, upgrade: false, reconnection: false, forceNew: true }));
+  const failed: string[] = [];
+  for (const s of sockets) s.on('connect_error', (err) => failed.push(err.message));
+  await waitFor(`${n} sockets connected`, () => sockets.every((s) => s.connected) || failed.length > 0, 20_000);
+  assert.deepEqual(failed, []);
+  return sockets;
+}
+
+test('issue 16: a burst of handshakes spreads over the pods (an opened session counts on its pod before it upgrades)', async () => {
+  const pods = await h.podSet(3, { name: 'sio-burst', serviceTimeMs: 5 });
+  const gw = await h.gateway(stickyPool(pods));
+  // Polling clients opened together: none has upgraded or named its conversation when the next handshakes are routed.
+  const sockets = await openAll(gw.publicUrl, 30, ['polling']);
+  try {
+    const perPod = pods.map((p) => p.io.engine.clientsCount);
+    assert.equal(perPod.reduce((a, b) => a + b, 0), 30);
+    assert.ok(Math.max(...perPod) <= 12, `sessions per pod ${perPod.join(' / ')}: every handshake went to the pod with the fewest sockets as counted before the burst`);
+  } finally {
+    for (const s of sockets) s.disconnect();
+  }
+});
+
+test('issue 16: the public listener queues a burst of widget connections (backlog above Node\'s 511) and every client connects', async (t) => {
+  const pods = await h.podSet(2, { name: 'sio-backlog', serviceTimeMs: 5 });
+  const gw = await h.gateway(stickyPool(pods));
+  const port = new URL(gw.publicUrl).port;
+  const ss = spawnSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' });
+  if (ss.status !== 0) {
+    t.skip('ss (iproute2) is not available');
+    return;
+  }
+  // For a listening socket ss reports the accept queue's length (Recv-Q) and its limit, the backlog (Send-Q).
+  const backlog = Number(ss.stdout.trim().split(/\s+/)[2]);
+  assert.ok(backlog >= 2048 || backlog === Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8')), `listen backlog ${backlog}`);
+  const sockets = await openAll(gw.publicUrl, 300, ['polling', 'websocket']);
+  for (const s of sockets) s.disconnect();
 });

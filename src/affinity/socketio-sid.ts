@@ -49,11 +49,8 @@ export function stripSidToken(url: string, gatewaySid: string, podSid: string): 
   return url.slice(0, q + 1) + parts.join('&');
 }
 
-/**
- * Rewrites an engine.io v4 polling open packet (`0{...}`, possibly followed by more packets
- * separated by \x1e) so its sid carries the pod token. Returns undefined when it is not an open packet.
- */
-export function tokeniseOpenPacket(body: string, backend: Backend): string | undefined {
+/** The first packet of a polling payload when it is an engine.io open packet with a string sid. */
+function openPacket(body: string): { open: { sid: string }; end: number } | undefined {
   if (!body.startsWith('0{')) return undefined;
   const end = body.indexOf('\x1e');
   const packet = end === -1 ? body : body.slice(0, end);
@@ -63,7 +60,22 @@ export function tokeniseOpenPacket(body: string, backend: Backend): string | und
   } catch {
     return undefined;
   }
-  if (typeof open.sid !== 'string') return undefined;
+  return typeof open.sid === 'string' ? { open: open as { sid: string }, end } : undefined;
+}
+
+/** The pod's own sid in an engine.io open packet; undefined when it is not one. */
+export function openPacketSid(body: string): string | undefined {
+  return openPacket(body)?.open.sid;
+}
+
+/**
+ * Rewrites an engine.io v4 polling open packet (`0{...}`, possibly followed by more packets
+ * separated by \x1e) so its sid carries the pod token. Returns undefined when it is not an open packet.
+ */
+export function tokeniseOpenPacket(body: string, backend: Backend): string | undefined {
+  const parsed = openPacket(body);
+  if (!parsed) return undefined;
+  const { open, end } = parsed;
   open.sid = `${podToken(backend)}.${open.sid}`;
   return `0${JSON.stringify(open)}${end === -1 ? '' : body.slice(end)}`;
 }

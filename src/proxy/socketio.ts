@@ -6,7 +6,8 @@
  * so REST calls on a widget's conversation reach the pod holding its socket.
  */
 import { Readable } from 'node:stream';
-import { sidOf, splitSid, stripSidToken, tokeniseOpenPacket } from '../affinity/socketio-sid.js';
+import { countOpening, openingUpgraded } from '../affinity/socketio-opening.js';
+import { openPacketSid, sidOf, splitSid, stripSidToken, tokeniseOpenPacket } from '../affinity/socketio-sid.js';
 import { sessionIdsIn } from '../affinity/socketio-session.js';
 import { GatewayError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
@@ -22,6 +23,9 @@ function sessionUnknown(ctx: RequestContext): void {
   ctx.runtime.metrics.rejected('SESSION_UNKNOWN');
   ctx.reply.code(400).header('content-type', 'application/json; charset=utf-8').send({ code: 1, message: 'Session ID unknown', error: { code: 'SESSION_UNKNOWN', message } });
 }
+
+/** Handshakes counted on their pod until the open packet names the session (socketio-opening.ts). */
+const openings = new WeakMap<RequestContext, (podSid: string | undefined) => void>();
 
 function proceed(ctx: RequestContext): void {
   const next = ctx.continue;
@@ -48,6 +52,7 @@ export function routeSocket(ctx: RequestContext): void {
       return;
     }
     request.raw.url = stripSidToken(request.raw.url as string, sid, parts.sid);
+    if (request.headers.upgrade !== undefined) openingUpgraded(parts.sid);
   } else {
     backend = affinity.pickForNewSocket();
     ctx.socketHandshake = request.headers.upgrade === undefined;
@@ -57,6 +62,11 @@ export function routeSocket(ctx: RequestContext): void {
     return;
   }
   ctx.backend = backend;
+  if (ctx.socketHandshake) {
+    const settle = countOpening(backend);
+    openings.set(ctx, settle);
+    ctx.reply.raw.once('close', () => settle(undefined));
+  }
   if (request.headers.upgrade !== undefined) {
     const counted = backend;
     counted.sockets++;
@@ -85,6 +95,7 @@ export function sendTokenisedHandshake(ctx: RequestContext, stream: NodeJS.Reada
 
 function sendOpenPacket(ctx: RequestContext, text: string): void {
   const rewritten = ctx.backend ? tokeniseOpenPacket(text, ctx.backend) : undefined;
+  openings.get(ctx)?.(rewritten === undefined ? undefined : openPacketSid(text));
   ctx.reply.removeHeader('content-length');
   ctx.reply.send(rewritten ?? text);
 }
