@@ -181,7 +181,7 @@ export class Gateway {
     }
     for (const start of this.starters) start();
     const adminUrl = await this.admin.listen({ host: this.config.admin.host, port: this.config.admin.port });
-    const internalUrl = this.internal && this.config.internal ? await this.internal.listen({ host: this.config.internal.host, port: this.config.internal.port }) : undefined;
+    const internalUrl = this.internal && this.config.internal ? await this.internal.listen({ host: this.config.internal.host, port: this.config.internal.port, backlog: LISTEN_BACKLOG }) : undefined;
     const publicUrl = await this.app.listen({ host: this.config.listen.host, port: this.config.listen.port, backlog: LISTEN_BACKLOG });
     return { publicUrl, adminUrl, ...(internalUrl ? { internalUrl } : {}) };
   }
