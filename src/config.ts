@@ -2,76 +2,54 @@
  * Configuration: a YAML file (`--config FILE` or GATEWAY_CONFIG) or the quick flags, validated once at
  * start into a frozen object. Every error names the field path and what is allowed, because the person
  * reading it is an operator staring at a CrashLoopBackOff.
+ *
+ * Each key's type, default and meaning is declared once, in src/config-schema.ts. Here a document is
+ * checked against that schema (the first failure becomes a ConfigError naming its path), and the few
+ * rules a schema cannot state are small functions: exactly one endpoint source, defaults that depend on
+ * other keys (`dispatch`, `ejection.maxMs`), `slotsPerEndpoint` -> Infinity / adaptive bounds, secrets
+ * read from the environment, routes naming pools that exist.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { type TSchema } from '@sinclair/typebox';
+import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { balancerNames } from './balancer/registry.js';
 import type { CacheConfig } from './cache/parse-cache.js';
 import type { RasaAuth } from './cache/rasa-auth.js';
 import type { BalancerName } from './balancer/types.js';
 import type { DispatchMode } from './pool/pool.js';
+import {
+  ejectionSchema,
+  gatewaySchema,
+  poolSchema,
+  type deletionCostSchema,
+  type GatewayDocument,
+  type healthCheckSchema,
+  type kubernetesSchema,
+  type limitsSchema,
+  type listenSchema,
+  type PoolDocument,
+  type retrySchema,
+  type RouteDocument,
+  type Section,
+  type staticEndpointSchema,
+} from './config-schema.js';
 
-export interface ListenConfig {
-  readonly host: string;
-  readonly port: number;
-}
-
-export interface KubernetesSource {
-  readonly namespace: string;
-  readonly service: string;
-  /** Port name (e.g. `http`) or number. */
-  readonly port: string | number;
-}
-
+export type ListenConfig = Section<ReturnType<typeof listenSchema>>;
+export type KubernetesSource = Section<typeof kubernetesSchema>;
 export type AffinityMode = 'none' | 'rasa';
 export type { CacheConfig } from './cache/parse-cache.js';
 export type { RasaAuth } from './cache/rasa-auth.js';
-
 /** A static endpoint: its origin, and optionally the pod name and zone shown in /debug and the status page. */
-export interface StaticEndpointConfig {
-  readonly url: string;
-  readonly name?: string;
-  readonly zone?: string;
-}
-
-export interface RetryConfig {
-  /** Retries allowed as a share of recent requests (Envoy/linkerd retry budgets). */
-  readonly budgetPercent: number;
-  /** Retries always allowed per second, so a quiet pool can still retry. */
-  readonly minPerSecond: number;
-}
-
-export interface EjectionConfig {
-  /** Consecutive failures (connect errors, resets, timeouts, 5xx) that eject a pod; 0: never. */
-  readonly consecutiveFailures: number;
-  readonly baseMs: number;
-  readonly maxMs: number;
-  /** Never eject more than this share of the pool at once. */
-  readonly maxPercent: number;
-}
-
-export interface HealthCheckConfig {
-  readonly path: string;
-  readonly intervalMs: number;
-  readonly timeoutMs: number;
-  readonly unhealthyThreshold: number;
-  readonly healthyThreshold: number;
-}
+export type StaticEndpointConfig = Section<typeof staticEndpointSchema>;
+export type RetryConfig = Section<typeof retrySchema>;
+export type EjectionConfig = Section<typeof ejectionSchema>;
+export type HealthCheckConfig = Section<typeof healthCheckSchema>;
 export type OrderingMode = 'webhooks' | 'all' | 'none';
-
 /** Pod-deletion-cost writer (src/scale-in/deletion-cost.ts); `kubernetes:` pools only. */
-export interface DeletionCostConfig {
-  readonly enabled: boolean;
-  /** How often the lease holder recomputes and writes the annotations. */
-  readonly intervalMs: number;
-  readonly leaseName: string;
-  /** Namespace of the Lease; absent: POD_NAMESPACE (the gateway's own), else the pool's namespace. */
-  readonly leaseNamespace?: string;
-  readonly leaseDurationSeconds: number;
-  /** Rewrite a pod's annotation only when its cost moved by at least this much (or fell to 0). */
-  readonly minChange: number;
-}
+export type DeletionCostConfig = Section<typeof deletionCostSchema>;
+export type LimitsConfig = Section<typeof limitsSchema>;
 
 export interface PoolConfig {
   readonly name: string;
@@ -116,15 +94,6 @@ export interface RouteConfig {
   readonly bodyLimitBytes?: number;
 }
 
-export interface LimitsConfig {
-  /** Slow clients: complete headers within this (408 otherwise, no slot held). */
-  readonly headersTimeoutMs: number;
-  /** Slow clients: the whole request, body included, within this. */
-  readonly requestTimeoutMs: number;
-  readonly maxHeaderBytes: number;
-  readonly maxHeadersCount: number;
-}
-
 export interface GatewayConfig {
   readonly listen: ListenConfig;
   readonly admin: ListenConfig;
@@ -151,53 +120,113 @@ function describe(value: unknown): string {
   return value === undefined ? 'nothing' : JSON.stringify(value);
 }
 
-function object(value: unknown, path: string, allowed: readonly string[]): Obj {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new ConfigError(path, `must be a mapping (got ${describe(value)})`);
-  }
-  for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) {
-      throw new ConfigError(join(path, key), `unknown key; allowed here: ${allowed.join(', ')}`);
-    }
-  }
-  return value as Obj;
+function isObj(value: unknown): value is Obj {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 function join(path: string, key: string | number): string {
   return typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${key}` : key;
 }
 
-function integer(value: unknown, path: string, min: number, max: number, fallback?: number): number {
-  if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(path, `must be an integer from ${min} to ${max} (got ${describe(value)})`);
+/** What a schema allows, as the rest of "must ...": its own `must`, else said from its type. */
+function allowed(schema: TSchema): string {
+  if (typeof schema.must === 'string') return schema.must;
+  if (Array.isArray(schema.anyOf)) {
+    const variants = schema.anyOf as TSchema[];
+    const literals = variants.filter((v) => v.const !== undefined).map((v) => String(v.const));
+    if (literals.length === variants.length) return `be one of ${literals.join(', ')}`;
+    const parts = [...variants.filter((v) => v.const === undefined).map((v) => allowed(v).replace(/^be /, '')), ...literals.map((l) => `\`${l}\``)];
+    return `be ${parts.slice(0, -1).join(', ')} or ${parts.at(-1)}`;
   }
-  return value;
-}
-
-function string(value: unknown, path: string, fallback?: string): string {
-  if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new ConfigError(path, `must be a non-empty string (got ${describe(value)})`);
+  switch (schema.type) {
+    case 'integer':
+      return `be an integer from ${schema.minimum} to ${schema.maximum}`;
+    case 'string':
+      return 'be a non-empty string';
+    case 'boolean':
+      return 'be true or false';
+    case 'array':
+      return 'be a list';
+    default:
+      return 'be a mapping';
   }
-  return value;
 }
 
-function oneOf<T extends string>(value: unknown, path: string, allowed: readonly T[], fallback?: T): T {
-  if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== 'string' || !allowed.includes(value as T)) {
-    throw new ConfigError(path, `must be one of ${allowed.join(', ')} (got ${describe(value)})`);
+/** A JSON pointer (`/pools/nlu/endpoints/0`) as a field path (`pools.nlu.endpoints[0]`), reading `doc` to tell list indexes from keys. */
+function fieldPath(pointer: string, doc: unknown): string {
+  let path = '';
+  let at = doc;
+  for (const raw of pointer.split('/').slice(1)) {
+    const key = raw.replaceAll('~1', '/').replaceAll('~0', '~');
+    if (Array.isArray(at)) {
+      path = join(path, Number(key));
+      at = at[Number(key)];
+    } else {
+      path = join(path, key);
+      at = isObj(at) ? at[key] : undefined;
+    }
   }
-  return value as T;
+  return path;
 }
 
-function listen(value: unknown, path: string, defaultPort: number): ListenConfig {
-  const o = object(value ?? {}, path, ['host', 'port']);
-  return { host: string(o.host, join(path, 'host'), '0.0.0.0'), port: integer(o.port, join(path, 'port'), 0, 65535, defaultPort) };
+/** The first way `value` fails `schema`; a mapping or list failing a union is judged by the variant of its own kind. */
+function firstError(schema: TSchema, value: unknown, pointer = ''): { pointer: string; error: ValueError } | undefined {
+  const error = Value.Errors(schema, value).First();
+  if (!error) return undefined;
+  if (error.type === ValueErrorType.Union && error.value !== null && typeof error.value === 'object') {
+    const kind = Array.isArray(error.value) ? 'array' : 'object';
+    const variant = (error.schema.anyOf as TSchema[]).find((v) => v.type === kind);
+    if (variant) return firstError(variant, error.value, pointer + error.path);
+  }
+  return { pointer: pointer + error.path, error };
 }
 
-function upstreamUrl(value: unknown, path: string): string {
-  const text = string(value, path);
+/** Throws the document's first schema failure as a ConfigError naming its field and what is allowed there. */
+function check(schema: TSchema, doc: unknown): void {
+  const found = firstError(schema, doc);
+  if (!found) return;
+  const { error } = found;
+  const field = fieldPath(found.pointer, doc);
+  if (error.type === ValueErrorType.ObjectAdditionalProperties) {
+    const keyMust = error.schema.keyMust;
+    throw new ConfigError(field, typeof keyMust === 'string' ? keyMust : `unknown key; allowed here: ${Object.keys(error.schema.properties as Obj).join(', ')}`);
+  }
+  throw new ConfigError(field, `must ${allowed(error.schema)} (got ${describe(error.value)})`);
+}
+
+/**
+ * Rules JSON Schema could state only as a `oneOf`, whose failure names neither alternative: checked
+ * first, on the document as given, so the operator learns the shape before the details.
+ */
+function exactlyOneSource(doc: unknown): void {
+  if (!isObj(doc)) return;
+  if (isObj(doc.pools)) {
+    for (const [name, p] of Object.entries(doc.pools)) {
+      if (isObj(p) && (p.endpoints === undefined) === (p.kubernetes === undefined)) {
+        throw new ConfigError(join('pools', name), 'needs exactly one endpoint source: `endpoints: [http://host:port, ...]` or `kubernetes: { namespace, service, port }`');
+      }
+    }
+  }
+  if (Array.isArray(doc.routes)) {
+    doc.routes.forEach((r: unknown, i) => {
+      if (isObj(r) && (r.path === undefined) === (r.prefix === undefined)) {
+        throw new ConfigError(join('routes', i), 'needs exactly one of `path` (exact match) or `prefix`');
+      }
+    });
+  }
+}
+
+/** Route methods are matched in upper case; `get` is accepted as `GET`. */
+function upperCaseMethods(doc: unknown): unknown {
+  if (isObj(doc) && Array.isArray(doc.routes)) {
+    for (const r of doc.routes as unknown[]) {
+      if (isObj(r) && Array.isArray(r.methods)) r.methods = r.methods.map((m: unknown) => (typeof m === 'string' ? m.toUpperCase() : m));
+    }
+  }
+  return doc;
+}
+
+function upstreamUrl(text: string, path: string): string {
   let url: URL;
   try {
     url = new URL(text);
@@ -213,261 +242,154 @@ function upstreamUrl(value: unknown, path: string): string {
   return url.origin;
 }
 
-function retryConfig(value: unknown, path: string): RetryConfig {
-  const o = object(value ?? {}, path, ['budgetPercent', 'minPerSecond']);
+function staticEndpoint(e: NonNullable<PoolDocument['endpoints']>[number], path: string): StaticEndpointConfig {
+  if (typeof e === 'string') return { url: upstreamUrl(e, path) };
   return {
-    budgetPercent: integer(o.budgetPercent, join(path, 'budgetPercent'), 0, 100, 20),
-    minPerSecond: integer(o.minPerSecond, join(path, 'minPerSecond'), 0, 10_000, 3),
+    url: upstreamUrl(e.url, join(path, 'url')),
+    ...(e.name !== undefined ? { name: e.name } : {}),
+    ...(e.zone !== undefined ? { zone: e.zone } : {}),
   };
 }
 
-function ejectionConfig(value: unknown, path: string): EjectionConfig {
-  const o = object(value ?? {}, path, ['consecutiveFailures', 'baseMs', 'maxMs', 'maxPercent']);
-  const baseMs = integer(o.baseMs, join(path, 'baseMs'), 100, 3_600_000, 10_000);
-  return {
-    consecutiveFailures: integer(o.consecutiveFailures, join(path, 'consecutiveFailures'), 0, 1000, 5),
-    baseMs,
-    maxMs: integer(o.maxMs, join(path, 'maxMs'), baseMs, 24 * 3_600_000, Math.max(baseMs, 300_000)),
-    maxPercent: integer(o.maxPercent, join(path, 'maxPercent'), 0, 100, 50),
-  };
-}
-
-function healthCheckConfig(value: unknown, path: string): HealthCheckConfig {
-  const o = object(value ?? {}, path, ['path', 'intervalMs', 'timeoutMs', 'unhealthyThreshold', 'healthyThreshold']);
-  const probePath = string(o.path, join(path, 'path'), '/');
-  if (!probePath.startsWith('/')) throw new ConfigError(join(path, 'path'), `must start with / (got ${describe(probePath)})`);
-  return {
-    path: probePath,
-    intervalMs: integer(o.intervalMs, join(path, 'intervalMs'), 100, 3_600_000, 5000),
-    timeoutMs: integer(o.timeoutMs, join(path, 'timeoutMs'), 10, 600_000, 2000),
-    unhealthyThreshold: integer(o.unhealthyThreshold, join(path, 'unhealthyThreshold'), 1, 100, 3),
-    healthyThreshold: integer(o.healthyThreshold, join(path, 'healthyThreshold'), 1, 100, 2),
-  };
-}
-
-function cacheConfig(value: unknown, path: string): CacheConfig {
-  const o = object(value ?? {}, path, ['maxEntries', 'maxBytes', 'ttlMs', 'modelPollMs']);
-  return {
-    maxEntries: integer(o.maxEntries, join(path, 'maxEntries'), 1, 100_000_000, 10_000),
-    maxBytes: integer(o.maxBytes, join(path, 'maxBytes'), 1024, 64 * 1024 * 1024 * 1024, 64 * 1024 * 1024),
-    ttlMs: integer(o.ttlMs, join(path, 'ttlMs'), 1000, 30 * 24 * 3_600_000, 600_000),
-    modelPollMs: integer(o.modelPollMs, join(path, 'modelPollMs'), 100, 3_600_000, 10_000),
-  };
+/** `maxMs` defaults to the schema's value or `baseMs`, whichever is larger, and may not be below `baseMs`. */
+function ejection(e: PoolDocument['ejection'], given: unknown, path: string): EjectionConfig {
+  if (!isObj(given) || given.maxMs === undefined) return { ...e, maxMs: Math.max(e.baseMs, e.maxMs) };
+  if (e.maxMs < e.baseMs) {
+    throw new ConfigError(join(path, 'maxMs'), `must be an integer from ${e.baseMs} to ${ejectionSchema.properties.maxMs.maximum} (got ${e.maxMs})`);
+  }
+  return e;
 }
 
 /** Secrets come from the environment (`tokenEnv`, `jwtSecretEnv`) or, for tests, inline. */
-function rasaAuthConfig(value: unknown, path: string, env: NodeJS.ProcessEnv): RasaAuth {
-  const o = object(value ?? {}, path, ['token', 'tokenEnv', 'jwtSecret', 'jwtSecretEnv', 'jwtAlgorithm']);
-  const secret = (inline: string, envKey: string): string | undefined => {
-    if (o[inline] !== undefined) return string(o[inline], join(path, inline));
-    if (o[envKey] === undefined) return undefined;
-    const name = string(o[envKey], join(path, envKey));
+function rasaAuth(a: PoolDocument['rasaAuth'], path: string, env: NodeJS.ProcessEnv): RasaAuth {
+  const secret = (inline: string | undefined, envKey: 'tokenEnv' | 'jwtSecretEnv'): string | undefined => {
+    if (inline !== undefined) return inline;
+    const name = a[envKey];
+    if (name === undefined) return undefined;
     const v = env[name];
     if (!v) throw new ConfigError(join(path, envKey), `names the environment variable ${name}, which is not set`);
     return v;
   };
-  const token = secret('token', 'tokenEnv');
-  const jwtSecret = secret('jwtSecret', 'jwtSecretEnv');
+  const token = secret(a.token, 'tokenEnv');
+  const jwtSecret = secret(a.jwtSecret, 'jwtSecretEnv');
   return {
     ...(token !== undefined ? { token } : {}),
     ...(jwtSecret !== undefined ? { jwtSecret } : {}),
-    jwtAlgorithm: oneOf(o.jwtAlgorithm, join(path, 'jwtAlgorithm'), ['HS256', 'HS384', 'HS512'] as const, 'HS256'),
+    jwtAlgorithm: a.jwtAlgorithm,
   };
 }
 
-function staticEndpoint(value: unknown, path: string): StaticEndpointConfig {
-  if (typeof value === 'string') return { url: upstreamUrl(value, path) };
-  const o = object(value, path, ['url', 'name', 'zone']);
-  return {
-    url: upstreamUrl(o.url, join(path, 'url')),
-    ...(o.name !== undefined ? { name: string(o.name, join(path, 'name')) } : {}),
-    ...(o.zone !== undefined ? { zone: string(o.zone, join(path, 'zone')) } : {}),
-  };
+/** `slotsPerEndpoint`: Infinity for `unlimited`; with `auto`, the learned slots' bounds, and `minSlots` to start with. */
+function slots(p: PoolDocument, given: Obj, path: string): { slots: number; adaptiveSlots: PoolConfig['adaptiveSlots'] } {
+  const s = p.slotsPerEndpoint;
+  if (s !== 'auto') {
+    for (const key of ['minSlots', 'maxSlots'] as const) {
+      if (given[key] !== undefined) throw new ConfigError(join(path, key), `only applies with \`slotsPerEndpoint: auto\` (slotsPerEndpoint is ${describe(s)})`);
+    }
+    return { slots: s === 'unlimited' ? Infinity : s, adaptiveSlots: undefined };
+  }
+  if (p.maxSlots < p.minSlots) {
+    throw new ConfigError(join(path, 'maxSlots'), `must be at least minSlots (${p.minSlots}); got ${p.maxSlots}${given.maxSlots === undefined ? ' (the default)' : ''}`);
+  }
+  return { slots: p.minSlots, adaptiveSlots: { minSlots: p.minSlots, maxSlots: p.maxSlots } };
 }
 
-/** Lease names are DNS subdomains, namespaces DNS labels. */
-const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
-function deletionCostConfig(value: unknown, path: string, kubernetes: boolean): DeletionCostConfig {
-  const o = object(value ?? {}, path, ['enabled', 'intervalMs', 'leaseName', 'leaseNamespace', 'leaseDurationSeconds', 'minChange']);
-  if (o.enabled !== undefined && typeof o.enabled !== 'boolean') throw new ConfigError(join(path, 'enabled'), `must be true or false (got ${describe(o.enabled)})`);
-  const enabled = o.enabled === true;
-  if (enabled && !kubernetes) {
-    throw new ConfigError(join(path, 'enabled'), 'needs `kubernetes:` discovery (the annotation is written on the pods an EndpointSlice names); remove deletionCost or set enabled: false');
-  }
-  const leaseName = string(o.leaseName, join(path, 'leaseName'), 'rasa-gateway-deletion-cost');
-  if (leaseName.length > 253 || !dnsSubdomain.test(leaseName)) {
-    throw new ConfigError(join(path, 'leaseName'), `must be a DNS subdomain name: lowercase letters, digits, - and . (got ${describe(leaseName)})`);
-  }
-  let leaseNamespace: string | undefined;
-  if (o.leaseNamespace !== undefined) {
-    leaseNamespace = string(o.leaseNamespace, join(path, 'leaseNamespace'));
-    if (leaseNamespace.length > 63 || !dnsLabel.test(leaseNamespace)) {
-      throw new ConfigError(join(path, 'leaseNamespace'), `must be a namespace name: lowercase letters, digits and - (got ${describe(leaseNamespace)})`);
-    }
-  }
-  return {
-    enabled,
-    intervalMs: integer(o.intervalMs, join(path, 'intervalMs'), 100, 3_600_000, 10_000),
-    leaseName,
-    ...(leaseNamespace !== undefined ? { leaseNamespace } : {}),
-    leaseDurationSeconds: integer(o.leaseDurationSeconds, join(path, 'leaseDurationSeconds'), 1, 3600, 30),
-    minChange: integer(o.minChange, join(path, 'minChange'), 1, 1_000_000, 1),
-  };
-}
-
-/** `slotsPerEndpoint: auto`: the bounds of each pod's learned slots. */
-function adaptiveSlotsConfig(o: Obj, path: string): { minSlots: number; maxSlots: number } {
-  const minSlots = integer(o.minSlots, join(path, 'minSlots'), 1, 10_000, 1);
-  const maxSlots = integer(o.maxSlots, join(path, 'maxSlots'), 1, 10_000, 16);
-  if (maxSlots < minSlots) {
-    throw new ConfigError(join(path, 'maxSlots'), `must be at least minSlots (${minSlots}); got ${maxSlots}${o.maxSlots === undefined ? ' (the default)' : ''}`);
-  }
-  return { minSlots, maxSlots };
-}
-
-const poolKeys = ['endpoints', 'kubernetes', 'balancer', 'slotsPerEndpoint', 'minSlots', 'maxSlots', 'dispatch', 'queue', 'upstreamTimeoutMs', 'affinity', 'sessions', 'ordering', 'bodyLimitBytes', 'retry', 'ejection', 'healthCheck', 'slowStartMs', 'cache', 'rasaAuth', 'deletionCost'];
-
-function pool(name: string, value: unknown, path: string, env: NodeJS.ProcessEnv): PoolConfig {
-  const o = object(value, path, poolKeys);
-  if ((o.endpoints === undefined) === (o.kubernetes === undefined)) {
-    throw new ConfigError(path, 'needs exactly one endpoint source: `endpoints: [http://host:port, ...]` or `kubernetes: { namespace, service, port }`');
-  }
-  let endpoints: StaticEndpointConfig[] | undefined;
-  if (o.endpoints !== undefined) {
-    if (!Array.isArray(o.endpoints)) throw new ConfigError(join(path, 'endpoints'), 'must be a list of URLs or { url, name, zone }');
-    endpoints = o.endpoints.map((e, i) => staticEndpoint(e, join(join(path, 'endpoints'), i)));
-  }
-  let kubernetes: KubernetesSource | undefined;
-  if (o.kubernetes !== undefined) {
-    const kp = join(path, 'kubernetes');
-    const k = object(o.kubernetes, kp, ['namespace', 'service', 'port']);
-    const port = k.port;
-    if (!(typeof port === 'string' && port.length > 0) && !(typeof port === 'number' && Number.isInteger(port) && port > 0 && port < 65536)) {
-      throw new ConfigError(join(kp, 'port'), `must be a port name such as http or a number from 1 to 65535 (got ${describe(port)})`);
-    }
-    kubernetes = { namespace: string(k.namespace, join(kp, 'namespace'), 'default'), service: string(k.service, join(kp, 'service')), port };
-  }
-  const slotsPath = join(path, 'slotsPerEndpoint');
-  const adaptiveSlots = o.slotsPerEndpoint === 'auto' ? adaptiveSlotsConfig(o, path) : undefined;
-  const slots = adaptiveSlots ? adaptiveSlots.minSlots : o.slotsPerEndpoint === 'unlimited' ? Infinity : o.slotsPerEndpoint === undefined ? 2 : o.slotsPerEndpoint;
-  if (slots !== Infinity && (typeof slots !== 'number' || !Number.isInteger(slots) || slots < 1 || slots > 100_000)) {
-    throw new ConfigError(slotsPath, `must be an integer from 1 to 100000, \`auto\` or \`unlimited\` (got ${describe(o.slotsPerEndpoint)})`);
-  }
-  for (const key of ['minSlots', 'maxSlots'] as const) {
-    if (!adaptiveSlots && o[key] !== undefined) {
-      throw new ConfigError(join(path, key), `only applies with \`slotsPerEndpoint: auto\` (slotsPerEndpoint is ${describe(o.slotsPerEndpoint ?? 2)})`);
-    }
-  }
-  const dispatch = oneOf(o.dispatch, join(path, 'dispatch'), ['greedy', 'earliest-completion'] as const, slots === Infinity ? 'greedy' : 'earliest-completion');
-  if (dispatch === 'earliest-completion' && slots === Infinity) {
+function pool(name: string, p: PoolDocument, given: Obj, path: string, env: NodeJS.ProcessEnv): PoolConfig {
+  const endpoints = p.endpoints?.map((e, i) => staticEndpoint(e, join(join(path, 'endpoints'), i)));
+  const { slots: slotsPerEndpoint, adaptiveSlots } = slots(p, given, path);
+  const dispatch = given.dispatch === undefined && slotsPerEndpoint === Infinity ? 'greedy' : p.dispatch;
+  if (dispatch === 'earliest-completion' && slotsPerEndpoint === Infinity) {
     throw new ConfigError(join(path, 'dispatch'), 'earliest-completion holds requests back for faster pods, which needs slots: use a number or `auto` for slotsPerEndpoint (it is unlimited)');
   }
-  const qp = join(path, 'queue');
-  const q = object(o.queue ?? {}, qp, ['maxLength', 'maxWaitMs']);
-  const sp = join(path, 'sessions');
-  const s = object(o.sessions ?? {}, sp, ['maxEntries', 'idleTtlMs']);
+  if (p.deletionCost.enabled && !p.kubernetes) {
+    throw new ConfigError(join(join(path, 'deletionCost'), 'enabled'), 'needs `kubernetes:` discovery (the annotation is written on the pods an EndpointSlice names); remove deletionCost or set enabled: false');
+  }
   return {
     name,
     ...(endpoints ? { endpoints } : {}),
-    ...(kubernetes ? { kubernetes } : {}),
-    balancer: oneOf(o.balancer, join(path, 'balancer'), balancerNames, 'least-outstanding'),
-    slotsPerEndpoint: slots as number,
+    ...(p.kubernetes ? { kubernetes: p.kubernetes } : {}),
+    balancer: p.balancer,
+    slotsPerEndpoint,
     adaptiveSlots,
     dispatch,
-    queue: {
-      maxLength: integer(q.maxLength, join(qp, 'maxLength'), 0, 10_000_000, 1000),
-      maxWaitMs: integer(q.maxWaitMs, join(qp, 'maxWaitMs'), 1, 3_600_000, 30_000),
-    },
-    upstreamTimeoutMs: integer(o.upstreamTimeoutMs, join(path, 'upstreamTimeoutMs'), 1, 3_600_000, 60_000),
-    affinity: oneOf(o.affinity, join(path, 'affinity'), ['none', 'rasa'] as const, 'none'),
-    ordering: oneOf(o.ordering, join(path, 'ordering'), ['webhooks', 'all', 'none'] as const, 'webhooks'),
-    bodyLimitBytes: integer(o.bodyLimitBytes, join(path, 'bodyLimitBytes'), 1024, 1024 * 1024 * 1024, 1024 * 1024),
-    retry: retryConfig(o.retry, join(path, 'retry')),
-    ejection: ejectionConfig(o.ejection, join(path, 'ejection')),
-    healthCheck: o.healthCheck === undefined ? undefined : healthCheckConfig(o.healthCheck, join(path, 'healthCheck')),
-    slowStartMs: integer(o.slowStartMs, join(path, 'slowStartMs'), 0, 3_600_000, 30_000),
-    cache: o.cache === undefined ? undefined : cacheConfig(o.cache, join(path, 'cache')),
-    rasaAuth: rasaAuthConfig(o.rasaAuth, join(path, 'rasaAuth'), env),
-    deletionCost: deletionCostConfig(o.deletionCost, join(path, 'deletionCost'), kubernetes !== undefined),
-    sessions: {
-      maxEntries: integer(s.maxEntries, join(sp, 'maxEntries'), 1, 100_000_000, 100_000),
-      idleTtlMs: integer(s.idleTtlMs, join(sp, 'idleTtlMs'), 1000, 7 * 24 * 3_600_000, 3_600_000),
-    },
+    queue: p.queue,
+    upstreamTimeoutMs: p.upstreamTimeoutMs,
+    affinity: p.affinity,
+    ordering: p.ordering,
+    bodyLimitBytes: p.bodyLimitBytes,
+    retry: p.retry,
+    ejection: ejection(p.ejection, given.ejection, join(path, 'ejection')),
+    healthCheck: p.healthCheck,
+    slowStartMs: p.slowStartMs,
+    cache: p.cache,
+    rasaAuth: rasaAuth(p.rasaAuth, join(path, 'rasaAuth'), env),
+    deletionCost: p.deletionCost,
+    sessions: p.sessions,
   };
 }
 
-const methods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
-
-function route(value: unknown, path: string, pools: Record<string, PoolConfig>): RouteConfig {
-  const o = object(value, path, ['path', 'prefix', 'pool', 'methods', 'deadlineMs', 'bodyLimitBytes']);
-  if ((o.path === undefined) === (o.prefix === undefined)) {
-    throw new ConfigError(path, 'needs exactly one of `path` (exact match) or `prefix`');
-  }
-  const matchKey = o.path !== undefined ? 'path' : 'prefix';
-  const match = string(o[matchKey], join(path, matchKey));
-  if (!match.startsWith('/')) throw new ConfigError(join(path, matchKey), `must start with / (got ${describe(match)})`);
-  const poolName = string(o.pool, join(path, 'pool'));
-  if (!pools[poolName]) {
+function route(r: RouteDocument, path: string, pools: Record<string, PoolConfig>): RouteConfig {
+  if (!pools[r.pool]) {
     throw new ConfigError(join(path, 'pool'), `names no pool; defined pools: ${Object.keys(pools).join(', ') || 'none'}`);
   }
-  let routeMethods: string[] | undefined;
-  if (o.methods !== undefined) {
-    if (!Array.isArray(o.methods)) throw new ConfigError(join(path, 'methods'), `must be a list of ${methods.join(', ')}`);
-    routeMethods = o.methods.map((m, i) => oneOf(typeof m === 'string' ? m.toUpperCase() : m, join(join(path, 'methods'), i), methods));
-  }
+  const matchKey = r.path !== undefined ? 'path' : 'prefix';
   return {
-    [matchKey]: match,
-    pool: poolName,
-    ...(routeMethods ? { methods: routeMethods } : {}),
-    ...(o.deadlineMs !== undefined ? { deadlineMs: integer(o.deadlineMs, join(path, 'deadlineMs'), 1, 3_600_000) } : {}),
-    ...(o.bodyLimitBytes !== undefined ? { bodyLimitBytes: integer(o.bodyLimitBytes, join(path, 'bodyLimitBytes'), 0, 1024 * 1024 * 1024) } : {}),
+    [matchKey]: r[matchKey],
+    pool: r.pool,
+    ...(r.methods ? { methods: r.methods } : {}),
+    ...(r.deadlineMs !== undefined ? { deadlineMs: r.deadlineMs } : {}),
+    ...(r.bodyLimitBytes !== undefined ? { bodyLimitBytes: r.bodyLimitBytes } : {}),
   } as RouteConfig;
+}
+
+/** A section written with no value (`healthCheck:` in YAML, so null) is the section with its defaults. */
+function emptySections(schema: TSchema, doc: unknown): unknown {
+  if (!isObj(doc)) return doc;
+  const properties = (schema.properties ?? {}) as Record<string, TSchema>;
+  const eachNamed = Object.values((schema.patternProperties ?? {}) as Record<string, TSchema>)[0];
+  for (const [key, value] of Object.entries(doc)) {
+    const inner = properties[key] ?? eachNamed;
+    if (value === null && inner === properties[key] && inner?.type === 'object' && inner.properties) doc[key] = {};
+    else if (inner) emptySections(inner, value);
+  }
+  return doc;
+}
+
+/** Fills in the schema's defaults; TypeBox descends into a mapping of names only when its values have a default, so pools are filled one by one. */
+function withDefaults(doc: unknown): unknown {
+  const filled = Value.Default(gatewaySchema, doc);
+  if (isObj(filled) && isObj(filled.pools)) {
+    for (const [name, p] of Object.entries(filled.pools)) filled.pools[name] = Value.Default(poolSchema, p);
+  }
+  return filled;
 }
 
 /** Validates a parsed config document (YAML or JSON) and returns the frozen config; `env` supplies `*Env` secrets. */
 export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
-  const o = object(doc ?? {}, '', ['listen', 'admin', 'internal', 'publicRoutes', 'limits', 'shutdown', 'log', 'pools', 'routes']);
-  const lim = object(o.limits ?? {}, 'limits', ['headersTimeoutMs', 'requestTimeoutMs', 'maxHeaderBytes', 'maxHeadersCount']);
-  if (o.publicRoutes !== undefined && !Array.isArray(o.publicRoutes)) throw new ConfigError('publicRoutes', 'must be a list of paths such as /conversations/* or /status');
-  const publicRoutes = ((o.publicRoutes as unknown[] | undefined) ?? []).map((r, i) => {
-    const route = string(r, join('publicRoutes', i));
-    if (!route.startsWith('/')) throw new ConfigError(join('publicRoutes', i), `must start with / (got ${describe(route)})`);
-    return route;
-  });
-  const sd = object(o.shutdown ?? {}, 'shutdown', ['drainTimeoutMs']);
-  const lg = object(o.log ?? {}, 'log', ['level']);
-  const poolsDoc = object(o.pools, 'pools', Object.keys((o.pools as Obj | undefined) ?? {}));
+  const given = Value.Clone(doc ?? {}) as unknown; // as written: tells an operator's choice from a default
+  exactlyOneSource(given);
+  const filled = withDefaults(emptySections(gatewaySchema, upperCaseMethods(Value.Clone(given))));
+  check(gatewaySchema, filled);
+  const d = filled as GatewayDocument;
+  const givenPools = (given as Obj).pools as Record<string, Obj>;
   const pools: Record<string, PoolConfig> = {};
-  for (const [name, value] of Object.entries(poolsDoc)) {
-    if (!/^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$/i.test(name)) {
-      throw new ConfigError(join('pools', name), 'pool names use letters, digits, - and _ (they become metric labels)');
-    }
-    pools[name] = pool(name, value, join('pools', name), env);
-  }
+  for (const [name, p] of Object.entries(d.pools)) pools[name] = pool(name, p, givenPools[name] as Obj, join('pools', name), env);
   if (Object.keys(pools).length === 0) throw new ConfigError('pools', 'must define at least one pool');
   let routes: RouteConfig[];
-  if (o.routes === undefined) {
+  if (d.routes === undefined) {
     if (Object.keys(pools).length !== 1) throw new ConfigError('routes', 'is required when there is more than one pool');
     routes = [{ prefix: '/', pool: Object.keys(pools)[0] as string }];
   } else {
-    if (!Array.isArray(o.routes) || o.routes.length === 0) throw new ConfigError('routes', 'must be a non-empty list of { path | prefix, pool }');
-    routes = o.routes.map((r, i) => route(r, join('routes', i), pools));
+    routes = d.routes.map((r, i) => route(r, join('routes', i), pools));
   }
   const config: GatewayConfig = {
-    listen: listen(o.listen, 'listen', 8080),
-    admin: listen(o.admin, 'admin', 9090),
-    internal: o.internal === undefined ? undefined : listen(o.internal, 'internal', 8081),
-    publicRoutes,
-    limits: {
-      headersTimeoutMs: integer(lim.headersTimeoutMs, 'limits.headersTimeoutMs', 100, 600_000, 10_000),
-      requestTimeoutMs: integer(lim.requestTimeoutMs, 'limits.requestTimeoutMs', 100, 3_600_000, 60_000),
-      maxHeaderBytes: integer(lim.maxHeaderBytes, 'limits.maxHeaderBytes', 1024, 1024 * 1024, 16 * 1024),
-      maxHeadersCount: integer(lim.maxHeadersCount, 'limits.maxHeadersCount', 10, 10_000, 100),
-    },
-    shutdown: { drainTimeoutMs: integer(sd.drainTimeoutMs, 'shutdown.drainTimeoutMs', 0, 3_600_000, 30_000) },
-    log: { level: oneOf(lg.level, 'log.level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info') },
+    listen: d.listen,
+    admin: d.admin,
+    internal: d.internal,
+    publicRoutes: d.publicRoutes,
+    limits: d.limits,
+    shutdown: d.shutdown,
+    log: d.log,
     pools,
     routes,
   };
