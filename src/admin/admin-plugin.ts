@@ -40,7 +40,7 @@ export function describePools(pools: ReadonlyMap<string, PoolRuntime>) {
         slots: Number.isFinite(b.limit) ? b.limit : 'unlimited',
         ...(Number.isFinite(b.provenSlots) ? { provenSlots: b.provenSlots } : {}),
         serviceMs: b.serviceMs > 0 ? Math.round(b.serviceMs * 10) / 10 : null,
-        waiting: b.pinned.length,
+        waiting: pool.queue.waitingFor(b),
         sessions: b.sessions,
         sockets: b.sockets,
         latencyEwmaMs: Math.round(b.latency.valueMs * 10) / 10,

@@ -56,6 +56,8 @@ export interface SlotSource {
 
 export class CentralQueue {
   private readonly general = new TicketQueue();
+  /** Sticky waiters per pod: the queue owns them, the pod knows nothing of them. */
+  private readonly pinnedBy = new Map<Backend, TicketQueue>();
   private seq = 0;
   /** Waiting tickets, general and pinned. */
   length = 0;
@@ -82,10 +84,10 @@ export class CentralQueue {
     ticket.enqueuedAtMs = this.slots.now();
     const target = ticket.target;
     if (target) {
-      if (target.servesSticky && target.hasFreeSlot && target.pinned.length === 0) {
+      if (target.servesSticky && target.hasFreeSlot && this.waitingFor(target) === 0) {
         this.grant(ticket, target);
       } else {
-        this.enqueue(ticket, target.pinned);
+        this.enqueue(ticket, this.pinnedOf(target));
       }
       return;
     }
@@ -119,7 +121,7 @@ export class CentralQueue {
       return;
     }
     while (backend.hasFreeSlot) {
-      const pinned = backend.servesSticky ? backend.pinned.peek() : undefined;
+      const pinned = backend.servesSticky ? this.pinnedBy.get(backend)?.peek() : undefined;
       let general = backend.acceptsNewWork ? this.general.peek() : undefined;
       // A retry avoids the pod that just failed it; look one further rather than hand it back.
       if (general && general.avoid === backend) general = general.next?.avoid === backend ? undefined : general.next;
@@ -130,19 +132,43 @@ export class CentralQueue {
     }
   }
 
+  /** Sticky requests waiting for a slot on `backend`. */
+  waitingFor(backend: Backend): number {
+    return this.pinnedBy.get(backend)?.length ?? 0;
+  }
+
+  /** The pod is forgotten: its (already repinned, so empty) waiter list goes too. */
+  forget(backend: Backend): void {
+    this.pinnedBy.delete(backend);
+  }
+
+  private pinnedOf(backend: Backend): TicketQueue {
+    let queue = this.pinnedBy.get(backend);
+    if (!queue) {
+      queue = new TicketQueue();
+      this.pinnedBy.set(backend, queue);
+    }
+    return queue;
+  }
+
   /** The pod left or was ejected: its pinned waiters follow their conversations to new pods. */
   repinWaiters(backend: Backend): void {
-    for (const ticket of backend.pinned.drain()) {
+    const waiting = this.pinnedBy.get(backend);
+    if (!waiting) {
+      this.replan();
+      return;
+    }
+    for (const ticket of waiting.drain()) {
       this.length--;
       ticket.inQueue = undefined;
       const next = ticket.repin();
       ticket.target = next;
-      if (next && next.servesSticky && next.hasFreeSlot && next.pinned.length === 0) {
+      if (next && next.servesSticky && next.hasFreeSlot && this.waitingFor(next) === 0) {
         this.clearTimer(ticket);
         this.grant(ticket, next);
       } else {
         this.length++;
-        (next ? next.pinned : this.general).push(ticket);
+        (next ? this.pinnedOf(next) : this.general).push(ticket);
       }
     }
     this.replan();
@@ -157,7 +183,8 @@ export class CentralQueue {
   /** Sticky waiters older than every general one first, then the plan, then sticky waiters again. */
   private capacityPlanned(backend: Backend): void {
     if (backend.servesSticky) {
-      for (let pinned = backend.pinned.peek(); pinned && backend.hasFreeSlot; pinned = backend.pinned.peek()) {
+      const waiting = this.pinnedBy.get(backend);
+      for (let pinned = waiting?.peek(); pinned && backend.hasFreeSlot; pinned = waiting?.peek()) {
         const general = backend.acceptsNewWork ? this.general.peek() : undefined;
         if (general && general.seq < pinned.seq) break;
         this.grantQueued(pinned, backend);
@@ -165,7 +192,8 @@ export class CentralQueue {
     }
     this.replan();
     if (backend.servesSticky) {
-      for (let pinned = backend.pinned.peek(); pinned && backend.hasFreeSlot; pinned = backend.pinned.peek()) this.grantQueued(pinned, backend);
+      const waiting = this.pinnedBy.get(backend);
+      for (let pinned = waiting?.peek(); pinned && backend.hasFreeSlot; pinned = waiting?.peek()) this.grantQueued(pinned, backend);
     }
   }
 

@@ -4,8 +4,6 @@
  */
 import type { EndpointInfo } from '../discovery/types.js';
 import { PeakEwma } from '../load/peak-ewma.js';
-import type { Ticket } from '../admission/ticket.js';
-import { TicketQueue } from '../admission/ticket-queue.js';
 import { fnv1a } from '../util/hash.js';
 
 /**
@@ -66,8 +64,6 @@ export class Backend {
   /** Consecutive failures, for passive ejection. */
   consecutiveFailures = 0;
   readonly latency: PeakEwma;
-  /** Requests pinned to this pod (sticky conversations) waiting for one of its slots. */
-  readonly pinned = new TicketQueue();
   /** Position in the load buckets, maintained by `FreeSlots`; -1 when not there. */
   bucket = -1;
 

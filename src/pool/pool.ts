@@ -261,6 +261,7 @@ export class Pool {
 
   private forget(backend: Backend): void {
     this.leaving.delete(backend.key);
+    this.queue.forget(backend);
     for (const l of this.listeners) l.backendRemoved?.(backend);
   }
 

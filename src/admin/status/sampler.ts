@@ -322,7 +322,7 @@ export class StatusSampler {
           state: b.state === 'ready' && b.slowStartUntilMs > 0 ? 'slow-starting' : b.state,
           inflight: b.inflight,
           slots: Number.isFinite(b.limit) ? b.limit : 'unlimited',
-          waiting: b.pinned.length,
+          waiting: pool.queue.waitingFor(b),
           sessions: b.sessions,
           latencyEwmaMs: round(b.latency.valueMs, 1),
           latencyMeasured: b.latency.hasSamples,
