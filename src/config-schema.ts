@@ -13,7 +13,15 @@
  * generic wording would say less) and `keyMust` (the same for the keys of a mapping of names).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { balancerNames } from './balancer/registry.js';
+
+/** The `balancer` values; balancer/registry.ts maps each to its implementation (the compiler checks both agree). */
+export const balancerNames = ['round-robin', 'random', 'least-outstanding', 'p2c', 'peak-ewma'] as const;
+export type BalancerName = (typeof balancerNames)[number];
+/** The `dispatch` values (admission/admission.ts). */
+export const dispatchModes = ['greedy', 'earliest-completion'] as const;
+export type DispatchMode = (typeof dispatchModes)[number];
+export const jwtAlgorithms = ['HS256', 'HS384', 'HS512'] as const;
+export type JwtAlgorithm = (typeof jwtAlgorithms)[number];
 
 const HOUR_MS = 3_600_000;
 const MiB = 1024 * 1024;
@@ -118,7 +126,7 @@ export const rasaAuthSchema = section(
     tokenEnv: Type.Optional(text('environment variable holding the Rasa token')),
     jwtSecret: Type.Optional(text('JWT secret inline (tests only)')),
     jwtSecretEnv: Type.Optional(text('environment variable holding the JWT secret')),
-    jwtAlgorithm: oneOf(['HS256', 'HS384', 'HS512'] as const, 'JWT signing algorithm', 'HS256'),
+    jwtAlgorithm: oneOf(jwtAlgorithms, 'JWT signing algorithm', 'HS256'),
   },
   'how Rasa authenticates callers: lets the gateway verify them itself (cache) and call /status',
 );
@@ -165,7 +173,7 @@ export const poolSchema = section(
     minSlots: int(1, 10_000, 'with `slotsPerEndpoint: auto`: fewest slots a pod is given, and what a new pod starts with', 1),
     maxSlots: int(1, 10_000, 'with `slotsPerEndpoint: auto`: most slots a pod is given (at least minSlots)', 16),
     dispatch: oneOf(
-      ['greedy', 'earliest-completion'] as const,
+      dispatchModes,
       'earliest-completion: each waiter to the slot that finishes it first; greedy: the first free slot (the default with `unlimited` slots)',
       'earliest-completion',
     ),

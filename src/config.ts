@@ -14,16 +14,15 @@ import { parseArgs } from 'node:util';
 import { type TSchema } from '@sinclair/typebox';
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
-import { balancerNames } from './balancer/registry.js';
-import type { CacheConfig } from './cache/parse-cache.js';
-import type { RasaAuth } from './cache/rasa-auth.js';
-import type { BalancerName } from './balancer/types.js';
-import type { DispatchMode } from './pool/pool.js';
 import {
   ejectionSchema,
   gatewaySchema,
+  balancerNames,
   poolSchema,
+  type BalancerName,
   type deletionCostSchema,
+  type DispatchMode,
+  type JwtAlgorithm,
   type GatewayDocument,
   type healthCheckSchema,
   type kubernetesSchema,
@@ -36,11 +35,24 @@ import {
   type staticEndpointSchema,
 } from './config-schema.js';
 
+export type { BalancerName, DispatchMode, JwtAlgorithm } from './config-schema.js';
 export type ListenConfig = Section<ReturnType<typeof listenSchema>>;
 export type KubernetesSource = Section<typeof kubernetesSchema>;
 export type AffinityMode = 'none' | 'rasa';
-export type { CacheConfig } from './cache/parse-cache.js';
-export type { RasaAuth } from './cache/rasa-auth.js';
+/** A pool's NLU parse cache (`cache`). */
+export interface CacheConfig {
+  readonly maxEntries: number;
+  readonly maxBytes: number;
+  readonly ttlMs: number;
+  readonly modelPollMs: number;
+}
+
+/** How the gateway authenticates to Rasa and checks callers of credentialed routes (`rasaAuth`). */
+export interface RasaAuth {
+  readonly token?: string;
+  readonly jwtSecret?: string;
+  readonly jwtAlgorithm: JwtAlgorithm;
+}
 /** A static endpoint: its origin, and optionally the pod name and zone shown in /debug and the status page. */
 export type StaticEndpointConfig = Section<typeof staticEndpointSchema>;
 export type RetryConfig = Section<typeof retrySchema>;

@@ -17,12 +17,13 @@ import { ModelWatcher } from './cache/model-watcher.js';
 import { ParseCache } from './cache/parse-cache.js';
 import { OutlierDetector } from './health/outlier-detector.js';
 import { SlowStart } from './health/slow-start.js';
-import { AdaptiveLimits } from './load/concurrency-limit.js';
+import { AdaptiveLimits } from './admission/adaptive-slots.js';
+import { Admission } from './admission/admission.js';
 import { GatewayMetrics, type PoolMetrics } from './metrics/metrics.js';
 import { Pool } from './pool/pool.js';
 import { DeletionCostWriter } from './scale-in/deletion-cost.js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { PoolRuntime } from './runtime.js';
+import type { PoolRuntime } from './proxy/pool-runtime.js';
 import { modelFanoutRoutes } from './proxy/model-fanout.js';
 import { fromOptions, proxyPlugin } from './proxy/proxy-plugin.js';
 import { kContext } from './proxy/request-context.js';
@@ -100,12 +101,14 @@ export class Gateway {
   private buildPool(poolConfig: PoolConfig, discovery: PoolRuntime['discovery'], deps: GatewayDeps): PoolRuntime {
     const pool = new Pool({
       name: poolConfig.name,
-      balancer: poolConfig.balancer,
       slotsPerEndpoint: poolConfig.slotsPerEndpoint,
       adaptive: poolConfig.adaptiveSlots !== undefined,
+      ...(deps.now ? { now: deps.now } : {}),
+    });
+    const admission = new Admission(pool, {
+      balancer: poolConfig.balancer,
       dispatch: poolConfig.dispatch,
       queue: poolConfig.queue,
-      ...(deps.now ? { now: deps.now } : {}),
       ...(deps.random ? { random: deps.random } : {}),
     });
     let poolMetrics: PoolMetrics | undefined;
@@ -115,18 +118,20 @@ export class Gateway {
     if (poolConfig.cache) {
       const watcher = new ModelWatcher(pool, poolConfig.rasaAuth, poolConfig.cache.modelPollMs);
       pool.listen({ stateChanged: () => watcher.recompute() });
-      cache = new ParseCache(poolConfig.cache, pool, watcher, poolConfig.rasaAuth, poolConfig.upstreamTimeoutMs);
+      cache = new ParseCache(poolConfig.cache, admission, watcher, poolConfig.rasaAuth, poolConfig.upstreamTimeoutMs);
       this.starters.push(() => watcher.start());
       this.stoppers.push(() => watcher.stop());
     }
-    poolMetrics = this.metrics.addPool(pool, affinity, cache);
+    poolMetrics = this.metrics.addPool(admission, affinity, cache);
     const counted = poolMetrics;
     const outliers = new OutlierDetector(pool, poolConfig.ejection, () => counted.ejected('passive'));
+    admission.listen({ requestEnded: (backend, outcome) => outliers.observe(backend, outcome) });
     const slowStart = new SlowStart(pool, poolConfig.slowStartMs);
     // Learned per-pod slots (`auto`), or only learned service times for completion-aware static pools.
-    if (poolConfig.adaptiveSlots || poolConfig.dispatch === 'earliest-completion') {
-      new AdaptiveLimits(pool, { minSlots: 1, maxSlots: 16, ...poolConfig.adaptiveSlots, adjust: poolConfig.adaptiveSlots !== undefined });
-    }
+    const limits =
+      poolConfig.adaptiveSlots || poolConfig.dispatch === 'earliest-completion'
+        ? new AdaptiveLimits(admission, { minSlots: 1, maxSlots: 16, ...poolConfig.adaptiveSlots, adjust: poolConfig.adaptiveSlots !== undefined })
+        : undefined;
     this.stoppers.push(() => outliers.close(), () => slowStart.stop());
     if (affinity) this.stoppers.push(() => affinity.close());
     if (poolConfig.deletionCost.enabled && poolConfig.kubernetes) {
@@ -148,6 +153,8 @@ export class Gateway {
     }
     return {
       pool,
+      admission,
+      limits,
       config: poolConfig,
       discovery,
       metrics: poolMetrics,

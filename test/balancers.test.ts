@@ -1,18 +1,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { balancerNames } from '../src/balancer/registry.js';
+import { balancerNames } from '../src/config-schema.js';
+import type { Admission } from '../src/admission/admission.js';
 import type { BalancerName } from '../src/balancer/types.js';
-import { Pool } from '../src/pool/pool.js';
-import { endpoint, RecordingTicket, seeded } from './helpers/tickets.js';
+import { admissionFor, endpoint, RecordingTicket, seeded } from './helpers/tickets.js';
 
 function makePool(balancer: BalancerName, n: number) {
   let now = 0;
-  const p = new Pool({ name: 'b', balancer, slotsPerEndpoint: Infinity, queue: { maxLength: 10, maxWaitMs: 1000 }, now: () => now, random: seeded(7) });
-  p.update(Array.from({ length: n }, (_, i) => endpoint(i + 1)));
+  const p = admissionFor({ name: 'b', balancer, slotsPerEndpoint: Infinity, queue: { maxLength: 10, maxWaitMs: 1000 }, now: () => now, random: seeded(7) });
+  p.pool.update(Array.from({ length: n }, (_, i) => endpoint(i + 1)));
   return { p, tick: (ms: number) => (now += ms) };
 }
 
-function pickOnce(p: Pool): RecordingTicket {
+function pickOnce(p: Admission): RecordingTicket {
   const t = new RecordingTicket();
   p.admit(t);
   return t;
@@ -46,7 +46,7 @@ test('least-outstanding always picks a pod with the fewest in flight', () => {
   const { p } = makePool('least-outstanding', 5);
   const held: RecordingTicket[] = [];
   for (let i = 0; i < 23; i++) {
-    const min = Math.min(...[...p.backends].map((b) => b.inflight));
+    const min = Math.min(...[...p.pool.backends].map((b) => b.inflight));
     const t = pickOnce(p);
     assert.equal(t.granted!.inflight - 1, min);
     held.push(t);
@@ -56,7 +56,7 @@ test('least-outstanding always picks a pod with the fewest in flight', () => {
 
 test('p2c never picks the busier of the two pods it sampled, so the busiest pod starves', () => {
   const { p } = makePool('p2c', 2);
-  const [a] = [...p.backends];
+  const [a] = [...p.pool.backends];
   for (let i = 0; i < 5; i++) {
     const t = new RecordingTicket();
     t.target = a;
@@ -71,7 +71,7 @@ test('p2c never picks the busier of the two pods it sampled, so the busiest pod 
 
 test('peak-ewma steers away from a pod whose latency spiked', () => {
   const { p, tick } = makePool('peak-ewma', 3);
-  const backends = [...p.backends];
+  const backends = [...p.pool.backends];
   // Teach it: pod 1 answers in 900 ms, the others in 100 ms.
   for (const b of backends) {
     const t = new RecordingTicket();
@@ -91,21 +91,21 @@ test('peak-ewma steers away from a pod whose latency spiked', () => {
 
 test('a new pod starts at the pool average latency, not at zero', () => {
   const { p, tick } = makePool('peak-ewma', 2);
-  for (const b of [...p.backends]) {
+  for (const b of [...p.pool.backends]) {
     const t = new RecordingTicket();
     t.target = b;
     p.admit(t);
     tick(1);
     p.release(t, 'ok', 400);
   }
-  p.update([endpoint(1), endpoint(2), endpoint(3)]);
-  const fresh = p.get(endpoint(3).key)!;
+  p.pool.update([endpoint(1), endpoint(2), endpoint(3)]);
+  const fresh = p.pool.get(endpoint(3).key)!;
   assert.equal(fresh.latency.valueMs, 400);
 });
 
 test('peak-ewma reads its estimate decayed to now: a pod slow once and then left without samples is tried again', () => {
   const { p, tick } = makePool('peak-ewma', 2);
-  const [slow, fast] = [...p.backends];
+  const [slow, fast] = [...p.pool.backends];
   const answer = (b: typeof slow, ms: number | undefined) => {
     const t = new RecordingTicket();
     t.target = b;

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Pool } from '../src/pool/pool.js';
 import type { BalancerName } from '../src/balancer/types.js';
-import { endpoint, RecordingTicket, seeded } from './helpers/tickets.js';
+import { admissionFor, endpoint, RecordingTicket, seeded } from './helpers/tickets.js';
 
 function pool(slots: number, n: number, balancer: BalancerName = 'least-outstanding', queue = { maxLength: 100, maxWaitMs: 60_000 }) {
   let now = 1000;
-  const p = new Pool({ name: 't', balancer, slotsPerEndpoint: slots, queue, now: () => now, random: seeded() });
-  p.update(Array.from({ length: n }, (_, i) => endpoint(i + 1)));
+  const p = admissionFor({ name: 't', balancer, slotsPerEndpoint: slots, queue, now: () => now, random: seeded() });
+  p.pool.update(Array.from({ length: n }, (_, i) => endpoint(i + 1)));
   return { pool: p, advance: (ms: number) => (now += ms) };
 }
 
@@ -27,7 +26,7 @@ test('grants free slots at once and queues the rest in arrival order', () => {
   assert.equal(tickets[4]!.state, 'queued');
   for (const t of tickets) p.release(t, 'ok');
   p.release(tickets[4]!, 'ok');
-  assert.equal(p.inflight, 0);
+  assert.equal(p.pool.inflight, 0);
   assert.equal(p.queue.length, 0);
 });
 
@@ -41,9 +40,9 @@ test('release is idempotent and a cancelled ticket never gets a slot', () => {
   assert.equal(p.queue.length, 0);
   p.release(a, 'ok');
   p.release(a, 'ok');
-  assert.equal(p.inflight, 0);
+  assert.equal(p.pool.inflight, 0);
   assert.equal(b.granted, undefined);
-  assert.equal([...p.backends][0]!.inflight, 0);
+  assert.equal([...p.pool.backends][0]!.inflight, 0);
 });
 
 test('queue overflow and no endpoints are rejected synchronously with their codes', () => {
@@ -51,7 +50,7 @@ test('queue overflow and no endpoints are rejected synchronously with their code
   const tickets = [new RecordingTicket(), new RecordingTicket(), new RecordingTicket()];
   for (const t of tickets) p.admit(t);
   assert.equal(tickets[2]!.error?.code, 'QUEUE_FULL');
-  p.update([]);
+  p.pool.update([]);
   assert.equal(tickets[1]!.error?.code, 'NO_ENDPOINTS', 'waiters are told at once when the last pod goes');
   const late = new RecordingTicket();
   p.admit(late);
@@ -63,12 +62,12 @@ test('least-outstanding spreads over the emptiest pods; unlimited slots never qu
   const tickets = Array.from({ length: 9 }, () => new RecordingTicket());
   for (const t of tickets) p.admit(t);
   assert.ok(tickets.every((t) => t.state === 'granted'));
-  assert.deepEqual([...p.backends].map((b) => b.inflight), [3, 3, 3]);
+  assert.deepEqual([...p.pool.backends].map((b) => b.inflight), [3, 3, 3]);
 });
 
 test('a sticky request waits for its own pod even when another pod is free', () => {
   const { pool: p } = pool(1, 2);
-  const [a, b] = [...p.backends];
+  const [a, b] = [...p.pool.backends];
   const busy = new RecordingTicket();
   busy.target = a;
   p.admit(busy);
@@ -83,7 +82,7 @@ test('a sticky request waits for its own pod even when another pod is free', () 
 
 test('a freed slot goes to the older of the pod queue head and the general queue head', () => {
   const { pool: p } = pool(1, 1);
-  const [a] = [...p.backends];
+  const [a] = [...p.pool.backends];
   const holder = new RecordingTicket();
   p.admit(holder);
   const general = new RecordingTicket('general');
@@ -99,8 +98,8 @@ test('a freed slot goes to the older of the pod queue head and the general queue
 
 test('draining pods keep sticky work but take no new work; gone pods hand pinned waiters on', () => {
   const { pool: p } = pool(1, 2);
-  const [a, b] = [...p.backends];
-  p.update([endpoint(1, { ready: false, serving: true, terminating: true }), endpoint(2)]);
+  const [a, b] = [...p.pool.backends];
+  p.pool.update([endpoint(1, { ready: false, serving: true, terminating: true }), endpoint(2)]);
   assert.equal(a!.state, 'draining');
   const fresh = new RecordingTicket();
   p.admit(fresh);
@@ -114,7 +113,7 @@ test('draining pods keep sticky work but take no new work; gone pods hand pinned
   waiting.repinTo = b;
   p.admit(waiting);
   assert.equal(waiting.state, 'queued');
-  p.update([endpoint(2)]);
+  p.pool.update([endpoint(2)]);
   assert.equal(a!.state, 'gone');
   assert.equal(waiting.state, 'queued', 'b is busy: the waiter moved to b and waits there');
   p.release(fresh, 'ok');
@@ -124,14 +123,14 @@ test('draining pods keep sticky work but take no new work; gone pods hand pinned
 });
 
 test('queued tickets time out with QUEUE_TIMEOUT, or DEADLINE_EXCEEDED when their deadline is sooner', async () => {
-  const p = new Pool({ name: 't', balancer: 'round-robin', slotsPerEndpoint: 1, queue: { maxLength: 10, maxWaitMs: 30 } });
-  p.update([endpoint(1)]);
+  const p = admissionFor({ name: 't', balancer: 'round-robin', slotsPerEndpoint: 1, queue: { maxLength: 10, maxWaitMs: 30 } });
+  p.pool.update([endpoint(1)]);
   const holder = new RecordingTicket();
   p.admit(holder);
   const waits = new RecordingTicket();
   p.admit(waits);
   const hurried = new RecordingTicket();
-  hurried.deadlineMs = p.now() + 5;
+  hurried.deadlineMs = p.pool.now() + 5;
   p.admit(hurried);
   await new Promise((r) => setTimeout(r, 80));
   assert.equal(waits.error?.code, 'QUEUE_TIMEOUT');

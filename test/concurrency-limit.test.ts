@@ -45,7 +45,7 @@ test('each pod converges to its true slot count and holds there', () => {
     assert.ok(s.max <= k + 1, `pod with ${k} slots probed no further than ${k + 1} (reached ${s.max})`);
   });
   // The learned service time is the pod's no-load latency.
-  for (const b of sim.backends) assert.equal(Math.round(b.serviceMs), 200);
+  for (const b of sim.backends) assert.equal(Math.round(sim.limits!.serviceMs(b)), 200);
 });
 
 test('a pod whose service time triples loses slots within seconds and regains them when it recovers', () => {
@@ -68,10 +68,10 @@ test('a pod that got slower for good is re-learned: its slots come back at its n
   observe(sim, 10, 20_000);
   const later = observe(sim, 10, 20_000);
   const slow = sim.backends[0]!;
-  assert.equal(slow.provenSlots, 2, 'runs its 2 slots again');
+  assert.equal(sim.limits!.provenSlots(slow), 2, 'runs its 2 slots again');
   // A third slot may stay open as a probe, unused: behind a 600 ms pod it never finishes a request first.
   assert.ok([2, 3].includes(summary(later, 0).mode), `held ${summary(later, 0).mode}`);
-  assert.equal(Math.round(slow.serviceMs), 600);
+  assert.equal(Math.round(sim.limits!.serviceMs(slow)), 600);
 });
 
 test('limits stay within minSlots and maxSlots', () => {
@@ -141,7 +141,7 @@ const p95 = (requests: readonly SimRequest[]) => percentile(requests.map((r) => 
 
 test('warmed up, auto slots on a cluster of mixed capacities schedule bursts as the ideal does with every true slot count', () => {
   const sim = primedAuto();
-  assert.deepEqual(sim.backends.map((b) => b.provenSlots), [4, 4, 2, 2], 'learned every true slot count');
+  assert.deepEqual(sim.backends.map((b) => sim.limits!.provenSlots(b)), [4, 4, 2, 2], 'learned every true slot count');
   for (const n of [10, 50, 100]) {
     const ideal = simulate('greedy', burstArrivals(n, 1000), MIXED).latenciesMs;
     const [ours, best] = [p95(sim.burst(n)), percentile(ideal, 95)];
@@ -155,7 +155,7 @@ test('with noisy service times auto proves no slot a pod lacks, and beats every 
   for (let seed = 1; seed <= 10; seed++) {
     const noise = { share: 0.03, extraMs: 2, seed };
     const auto = primedAuto(noise);
-    assert.deepEqual(auto.backends.map((b) => b.provenSlots), [4, 4, 2, 2], `seed ${seed}: primed, learned every true slot count`);
+    assert.deepEqual(auto.backends.map((b) => auto.limits!.provenSlots(b)), [4, 4, 2, 2], `seed ${seed}: primed, learned every true slot count`);
     // HAProxy `leastconn` + `maxconn` 1-4 is the greedy central queue with one static slot count for every pod.
     const statics = [1, 2, 3, 4].map((slots) => new Sim({ pods: MIXED, slots, noise }));
     for (const sim of statics) sim.burst(24);
@@ -164,7 +164,7 @@ test('with noisy service times auto proves no slot a pod lacks, and beats every 
       const best = Math.min(...statics.map((sim) => p95(sim.burst(n))));
       assert.ok(ours < best, `seed ${seed}, burst ${n}: auto p95 ${ours} ms, best static ${best} ms`);
     }
-    assert.deepEqual(auto.backends.map((b) => b.provenSlots), [4, 4, 2, 2], `seed ${seed}: and kept them through the bursts`);
+    assert.deepEqual(auto.backends.map((b) => auto.limits!.provenSlots(b)), [4, 4, 2, 2], `seed ${seed}: and kept them through the bursts`);
   }
 });
 

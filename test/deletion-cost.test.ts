@@ -6,14 +6,15 @@
  * API errors are survived. No timing assertions: conditions are polled with generous timeouts.
  */
 import { test } from 'node:test';
+import { admissionFor } from './helpers/tickets.js';
 import assert from 'node:assert/strict';
 import { ConfigError, validateConfig, type DeletionCostConfig } from '../src/config.js';
+import type { Pool } from '../src/pool/pool.js';
 import { DeletionCostWriter, POD_DELETION_COST } from '../src/scale-in/deletion-cost.js';
 import { KubernetesDiscovery } from '../src/discovery/kubernetes.js';
 import type { EndpointInfo } from '../src/discovery/types.js';
 import { startRasaPod, type RasaPod } from '../src/emulator/rasa-pod.js';
 import { Gateway } from '../src/gateway.js';
-import { Pool } from '../src/pool/pool.js';
 import { captureLogger } from './helpers/log-capture.js';
 import { waitFor } from './helpers/harness.js';
 import { FakeApiServer, makeSlice } from './helpers/fake-apiserver.js';
@@ -267,7 +268,7 @@ function endpoint(pod: string | undefined, port: number): EndpointInfo {
 }
 
 function poolOf(names: readonly (string | undefined)[]): Pool {
-  const pool = new Pool({ name: 'dialog', balancer: 'least-outstanding', slotsPerEndpoint: 4, queue: { maxLength: 10, maxWaitMs: 1000 } });
+  const { pool } = admissionFor({ name: 'dialog', balancer: 'least-outstanding', slotsPerEndpoint: 4, queue: { maxLength: 10, maxWaitMs: 1000 } });
   pool.update(names.map((n, i) => endpoint(n, 20_000 + i)));
   return pool;
 }

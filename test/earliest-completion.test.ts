@@ -6,15 +6,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { simulate, burstArrivals } from '../bench/lib/ideal.js';
-import { Pool, type DispatchMode } from '../src/pool/pool.js';
+import type { DispatchMode } from '../src/admission/admission.js';
 import { percentile, Sim, VirtualClock } from './helpers/pod-sim.js';
-import { endpoint, RecordingTicket, seeded } from './helpers/tickets.js';
+import { admissionFor, endpoint, RecordingTicket, seeded } from './helpers/tickets.js';
 
 /** Pods with the given service times (ms) and slots, estimates already learned. */
 function pool(services: readonly number[], slots = 1, options: { dispatch?: DispatchMode; maxWaitMs?: number } = {}) {
   const clock = new VirtualClock();
   clock.now = 1000;
-  const p = new Pool({
+  const p = admissionFor({
     name: 'ec',
     balancer: 'least-outstanding',
     slotsPerEndpoint: slots,
@@ -24,15 +24,23 @@ function pool(services: readonly number[], slots = 1, options: { dispatch?: Disp
     random: seeded(),
     timers: clock,
   });
-  p.update(services.map((_, i) => endpoint(i + 1)));
-  const pods = [...p.backends];
-  pods.forEach((b, i) => (b.serviceMs = services[i]!));
+  p.pool.update(services.map((_, i) => endpoint(i + 1)));
+  const pods = [...p.pool.backends];
+  // What the adaptive limiter would have learned of each pod, set by hand.
+  const learned = new Map(pods.map((b, i) => [b, { serviceMs: services[i]!, provenSlots: Infinity, trialSlots: 0 }]));
+  p.useProfile({
+    serviceMs: (b) => learned.get(b)?.serviceMs ?? 0,
+    parallelSlots: (b) => {
+      const l = learned.get(b);
+      return l ? l.provenSlots + l.trialSlots : Infinity;
+    },
+  });
   const admit = (label = '') => {
     const t = new RecordingTicket(label);
     p.admit(t);
     return t;
   };
-  return { pool: p, clock, pods, admit };
+  return { pool: p, clock, pods, admit, learned };
 }
 
 test('a request goes to the pod that finishes it first, not to the first free slot', () => {
@@ -53,11 +61,11 @@ test('a request goes to the pod that finishes it first, not to the first free sl
 
 test('a slot past the proven ones is planned to queue inside the pod, unless it is on trial (slow start)', () => {
   for (const trial of [0, 1]) {
-    const { pods, admit } = pool([300, 500], 3);
+    const { pods, admit, learned } = pool([300, 500], 3);
     const [fast, medium] = pods;
-    fast!.provenSlots = 2;
-    fast!.trialSlots = trial;
-    medium!.provenSlots = 1;
+    learned.get(fast!)!.provenSlots = 2;
+    learned.get(fast!)!.trialSlots = trial;
+    learned.get(medium!)!.provenSlots = 1;
     assert.equal(admit().granted, fast);
     assert.equal(admit().granted, fast);
     // A third request on the fast pod: as a probe it would start when a proven slot frees (done at
@@ -128,14 +136,14 @@ test('waiters held for a pod that is ejected or removed take the free slots at o
   ejected.admit();
   const b = ejected.admit();
   assert.equal(b.state, 'queued');
-  ejected.pool.eject(ejected.pods[0]!, 'passive');
+  ejected.pool.pool.eject(ejected.pods[0]!, 'passive');
   assert.equal(b.granted, ejected.pods[1]);
 
   const removed = pool([300, 900]);
   removed.admit();
   const c = removed.admit();
   assert.equal(c.state, 'queued');
-  removed.pool.update([endpoint(2)]);
+  removed.pool.pool.update([endpoint(2)]);
   assert.equal(c.granted, removed.pods[1]);
 });
 

@@ -23,7 +23,7 @@ import { podToken, sidOf, splitSid, stripSidToken, tokeniseOpenPacket } from '..
 import { sessionIdsIn } from '../src/affinity/socketio-session.js';
 import { onSocketFrame } from '../src/proxy/socketio.js';
 import { Backend } from '../src/pool/backend.js';
-import type { PoolRuntime } from '../src/runtime.js';
+import type { PoolRuntime } from '../src/proxy/pool-runtime.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared generators

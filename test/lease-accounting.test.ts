@@ -9,9 +9,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { Pool, type Outcome } from '../src/pool/pool.js';
+import { type Outcome } from '../src/pool/pool.js';
 import type { Backend } from '../src/pool/backend.js';
-import { endpoint, RecordingTicket } from './helpers/tickets.js';
+import { admissionFor, endpoint, RecordingTicket } from './helpers/tickets.js';
 
 const PODS = 4;
 const outcomes: Outcome[] = ['ok', 'pod-error', 'timeout', 'client-left', 'gateway-error'];
@@ -39,14 +39,14 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 
 function run(ops: Op[], dispatch: 'greedy' | 'earliest-completion'): void {
   let now = 0;
-  const pool = new Pool({ name: 'p', balancer: 'least-outstanding', slotsPerEndpoint: 2, dispatch, queue: { maxLength: 1000, maxWaitMs: 1e9 }, now: () => now });
+  const pool = admissionFor({ name: 'p', balancer: 'least-outstanding', slotsPerEndpoint: 2, dispatch, queue: { maxLength: 1000, maxWaitMs: 1e9 }, now: () => now });
   const everyBackend = new Set<Backend>();
-  pool.listen({ backendAdded: (b) => everyBackend.add(b) });
+  pool.pool.listen({ backendAdded: (b) => everyBackend.add(b) });
   // A grant beyond a pod's limit is the one thing that must never happen.
   pool.listen({ requestStarted: (b) => assert.ok(b.inflight <= b.limit, `${b.pod}: ${b.inflight} in flight, ${b.limit} slots`) });
-  pool.update(Array.from({ length: PODS }, (_, i) => endpoint(i + 1)));
+  pool.pool.update(Array.from({ length: PODS }, (_, i) => endpoint(i + 1)));
   const tickets: RecordingTicket[] = [];
-  const byPod = (i: number) => pool.get(endpoint(i + 1).key);
+  const byPod = (i: number) => pool.pool.get(endpoint(i + 1).key);
   const pick = (index: number) => (tickets.length === 0 ? undefined : tickets[index % tickets.length]);
 
   for (const o of ops) {
@@ -85,16 +85,16 @@ function run(ops: Op[], dispatch: 'greedy' | 'earliest-completion'): void {
         break;
       }
       case 'pods':
-        pool.update(o.states.flatMap((s, i) => (s === 'absent' ? [] : [endpoint(i + 1, { ready: s === 'ready', serving: s !== 'not-ready', terminating: s === 'draining' })])));
+        pool.pool.update(o.states.flatMap((s, i) => (s === 'absent' ? [] : [endpoint(i + 1, { ready: s === 'ready', serving: s !== 'not-ready', terminating: s === 'draining' })])));
         break;
       case 'eject': {
         const b = byPod(o.pod);
-        if (b) (o.restore ? pool.restore(b) : pool.eject(b, 'passive'));
+        if (b) (o.restore ? pool.pool.restore(b) : pool.pool.eject(b, 'passive'));
         break;
       }
       case 'limit': {
         const b = byPod(o.pod);
-        if (b) pool.setLimit(b, o.slots);
+        if (b) pool.pool.setLimit(b, o.slots);
         break;
       }
       case 'tick':
@@ -102,13 +102,13 @@ function run(ops: Op[], dispatch: 'greedy' | 'earliest-completion'): void {
         break;
     }
     const held = tickets.filter((t) => t.lease && !t.lease.released);
-    assert.equal(pool.inflight, held.length, 'the pool counts exactly the unreleased leases');
+    assert.equal(pool.pool.inflight, held.length, 'the pool counts exactly the unreleased leases');
     for (const b of everyBackend) assert.equal(b.inflight, held.filter((t) => t.lease!.backend === b).length, `${b.pod} counts its own leases`);
     assert.equal(pool.queue.length, tickets.filter((t) => t.state === 'queued').length);
     for (const t of tickets) if (t.state === 'granted') assert.ok(t.lease && !t.lease.released);
     // One pod, one account: a pod never has two Backends both holding or taking work (that is how it got overfilled).
     for (let i = 0; i < PODS; i++) {
-      const live = [...everyBackend].filter((b) => b.key === endpoint(i + 1).key && (b.inflight > 0 || pool.get(b.key) === b));
+      const live = [...everyBackend].filter((b) => b.key === endpoint(i + 1).key && (b.inflight > 0 || pool.pool.get(b.key) === b));
       assert.ok(live.length <= 1, `pod ${i + 1} has ${live.length} accounts`);
     }
   }
@@ -117,7 +117,7 @@ function run(ops: Op[], dispatch: 'greedy' | 'earliest-completion'): void {
     for (const t of tickets) if (t.lease && !t.lease.released) t.lease.release('ok', 5);
   }
   for (const t of tickets) pool.cancel(t);
-  assert.equal(pool.inflight, 0);
+  assert.equal(pool.pool.inflight, 0);
   for (const b of everyBackend) assert.equal(b.inflight, 0, `${b.pod} back to zero`);
   assert.equal(pool.queue.length, 0);
 }

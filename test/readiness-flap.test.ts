@@ -14,8 +14,7 @@ import { Gateway } from '../src/gateway.js';
 import { FakeApiServer, makeSlice, type SliceEndpointSpec } from './helpers/fake-apiserver.js';
 import { debugPools, post, settled, waitFor } from './helpers/harness.js';
 import { captureLogger } from './helpers/log-capture.js';
-import { endpoint, RecordingTicket } from './helpers/tickets.js';
-import { Pool } from '../src/pool/pool.js';
+import { admissionFor, endpoint, RecordingTicket } from './helpers/tickets.js';
 
 const SLOTS = 2;
 
@@ -76,31 +75,31 @@ test('a pod whose readiness flaps under load never runs more than its slots and 
 
 test('pool: a pod that goes not ready, or leaves the slices, keeps its in-flight slots counted until they end', () => {
   let now = 0;
-  const pool = new Pool({ name: 'p', balancer: 'least-outstanding', slotsPerEndpoint: 2, queue: { maxLength: 10, maxWaitMs: 1000 }, now: () => now });
+  const pool = admissionFor({ name: 'p', balancer: 'least-outstanding', slotsPerEndpoint: 2, queue: { maxLength: 10, maxWaitMs: 1000 }, now: () => now });
   const removed: string[] = [];
-  pool.listen({ backendRemoved: (b) => removed.push(b.pod) });
-  pool.update([endpoint(1)]);
-  const pod = pool.get(endpoint(1).key)!;
+  pool.pool.listen({ backendRemoved: (b) => removed.push(b.pod) });
+  pool.pool.update([endpoint(1)]);
+  const pod = pool.pool.get(endpoint(1).key)!;
   const running = [new RecordingTicket(), new RecordingTicket()];
   for (const t of running) pool.admit(t);
   assert.equal(pod.inflight, 2);
 
   // Not ready: kept, takes nothing new; back to ready: still full, so a new request waits.
-  pool.update([endpoint(1, { ready: false, serving: false })]);
-  assert.equal(pool.get(endpoint(1).key), pod);
+  pool.pool.update([endpoint(1, { ready: false, serving: false })]);
+  assert.equal(pool.pool.get(endpoint(1).key), pod);
   assert.equal(pod.state, 'not-ready');
-  pool.update([endpoint(1)]);
+  pool.pool.update([endpoint(1)]);
   const waiting = new RecordingTicket();
   pool.admit(waiting);
   assert.equal(waiting.granted, undefined, 'a 2-slot pod with 2 in flight takes no third');
 
   // Gone from the slices and back before its requests ended: the same pod, the same count.
-  pool.update([]);
-  assert.equal(pool.get(endpoint(1).key), undefined);
+  pool.pool.update([]);
+  assert.equal(pool.pool.get(endpoint(1).key), undefined);
   assert.equal(waiting.error?.code, 'NO_ENDPOINTS', 'with no pod taking work, waiters are told at once');
   assert.deepEqual(removed, [], 'not forgotten while its requests run');
-  pool.update([endpoint(1)]);
-  assert.equal(pool.get(endpoint(1).key), pod);
+  pool.pool.update([endpoint(1)]);
+  assert.equal(pool.pool.get(endpoint(1).key), pod);
   assert.equal(pod.inflight, 2);
   const next = new RecordingTicket();
   pool.admit(next);
@@ -111,10 +110,10 @@ test('pool: a pod that goes not ready, or leaves the slices, keeps its in-flight
   assert.equal(pod.inflight, 2);
 
   // Gone for good: forgotten once its last request ends, and only then.
-  pool.update([]);
+  pool.pool.update([]);
   pool.release(running[1]!, 'ok', 10);
   assert.deepEqual(removed, []);
   pool.release(next, 'ok', 10);
   assert.deepEqual(removed, ['rasa-1']);
-  assert.equal(pool.inflight, 0);
+  assert.equal(pool.pool.inflight, 0);
 });

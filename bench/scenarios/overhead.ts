@@ -10,6 +10,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Admission } from '../../src/admission/admission.js';
 import { Ticket } from '../../src/admission/ticket.js';
 import type { BalancerName } from '../../src/balancer/types.js';
 import { Pool } from '../../src/pool/pool.js';
@@ -96,8 +97,8 @@ class BenchTicket extends Ticket {
 /** Nanoseconds per admit + release cycle, holding the pool at a steady state described by `mode`. */
 function pickCost(balancer: BalancerName, endpoints: number, mode: PickMode, cycles: number): number {
   const slots = mode === 'no queue' ? Infinity : 2;
-  const pool = new Pool({ name: 'bench', balancer, slotsPerEndpoint: slots, queue: { maxLength: 1e9, maxWaitMs: 600_000 } });
-  pool.update(Array.from({ length: endpoints }, (_, i) => ({ key: `http://127.0.0.1:${20_000 + i}`, origin: `http://127.0.0.1:${20_000 + i}`, ready: true, serving: true, terminating: false })));
+  const pool = new Admission(new Pool({ name: 'bench', slotsPerEndpoint: slots }), { balancer, queue: { maxLength: 1e9, maxWaitMs: 600_000 } });
+  pool.pool.update(Array.from({ length: endpoints }, (_, i) => ({ key: `http://127.0.0.1:${20_000 + i}`, origin: `http://127.0.0.1:${20_000 + i}`, ready: true, serving: true, terminating: false })));
   const granted: BenchTicket[] = [];
   let head = 0;
   const standing = mode === 'queued' ? endpoints * 2 + 64 : endpoints;

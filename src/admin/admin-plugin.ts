@@ -4,8 +4,11 @@
  * without exposing it to the chatbot's users, and nothing on it changes state.
  */
 import type { FastifyInstance } from 'fastify';
+import type { AdaptiveLimits } from '../admission/adaptive-slots.js';
+import type { Admission } from '../admission/admission.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
-import type { PoolRuntime } from '../runtime.js';
+import type { Backend } from '../pool/backend.js';
+import type { PoolRuntime } from '../proxy/pool-runtime.js';
 import { statusRoutes, type StatusOptions } from './status/status-routes.js';
 
 export interface AdminOptions {
@@ -19,35 +22,41 @@ export interface AdminOptions {
 
 export function describePools(pools: ReadonlyMap<string, PoolRuntime>) {
   return {
-    pools: [...pools.values()].map(({ pool, config, discovery }) => ({
+    pools: [...pools.values()].map(({ pool, admission, limits, config, discovery }) => ({
       name: pool.name,
-      balancer: pool.balancerName,
+      balancer: admission.balancerName,
       discovery: discovery.description,
       synced: pool.synced,
       slotsPerEndpoint: config.adaptiveSlots ? 'auto' : Number.isFinite(config.slotsPerEndpoint) ? config.slotsPerEndpoint : 'unlimited',
       ...(config.adaptiveSlots ? { minSlots: config.adaptiveSlots.minSlots, maxSlots: config.adaptiveSlots.maxSlots } : {}),
       dispatch: config.dispatch,
-      queueLength: pool.queue.length,
+      queueLength: admission.queue.length,
       inflight: pool.inflight,
-      endpoints: [...pool.backends].map((b) => ({
-        url: b.origin,
-        pod: b.pod,
-        zone: b.zone ?? null,
-        state: b.state,
-        slowStarting: b.slowStartUntilMs > 0,
-        ejectedBy: b.ejectedBy ?? null,
-        inflight: b.inflight,
-        slots: Number.isFinite(b.limit) ? b.limit : 'unlimited',
-        ...(Number.isFinite(b.provenSlots) ? { provenSlots: b.provenSlots } : {}),
-        serviceMs: b.serviceMs > 0 ? Math.round(b.serviceMs * 10) / 10 : null,
-        waiting: pool.queue.waitingFor(b),
-        sessions: b.sessions,
-        sockets: b.sockets,
-        latencyEwmaMs: Math.round(b.latency.valueMs * 10) / 10,
-        requests: b.requests,
-        failures: b.failures,
-      })),
+      endpoints: [...pool.backends].map((b) => endpointView(b, admission, limits)),
     })),
+  };
+}
+
+function endpointView(b: Backend, admission: Admission, limits: AdaptiveLimits | undefined) {
+  const proven = limits?.provenSlots(b);
+  const serviceMs = limits?.serviceMs(b) ?? 0;
+  return {
+    url: b.origin,
+    pod: b.pod,
+    zone: b.zone ?? null,
+    state: b.state,
+    slowStarting: b.slowStartUntilMs > 0,
+    ejectedBy: b.ejectedBy ?? null,
+    inflight: b.inflight,
+    slots: Number.isFinite(b.limit) ? b.limit : 'unlimited',
+    ...(proven !== undefined && Number.isFinite(proven) ? { provenSlots: proven } : {}),
+    serviceMs: serviceMs > 0 ? Math.round(serviceMs * 10) / 10 : null,
+    waiting: admission.queue.waitingFor(b),
+    sessions: b.sessions,
+    sockets: b.sockets,
+    latencyEwmaMs: Math.round(b.latency.valueMs * 10) / 10,
+    requests: b.requests,
+    failures: b.failures,
   };
 }
 

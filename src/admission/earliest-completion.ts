@@ -41,6 +41,19 @@ export interface CompletionSource {
   readonly timers: Timers;
 }
 
+/**
+ * What the plan knows of each pod's speed, kept by whoever learns it (the adaptive limiter): the pod
+ * data belongs to that policy, not to the Backend.
+ */
+export interface ServiceProfile {
+  /** Learned service time (ms) of a request on the pod when it does not queue inside it; 0: not learned. */
+  serviceMs(backend: Backend): number;
+  /** Slots the pod is expected to run in parallel (proven ones plus one on trial); more queue inside it. */
+  parallelSlots(backend: Backend): number;
+}
+
+const UNLEARNED: ServiceProfile = { serviceMs: () => 0, parallelSlots: () => Infinity };
+
 /** Completions within this share of a service time of the best count as equal (estimates are noisy). */
 const TIE = 0.1;
 /** Most waiters planned per event; past it, free slots go to the next waiters in order. */
@@ -78,7 +91,13 @@ export class EarliestCompletion implements Dispatcher {
   private again = false;
   private wake: () => void = () => {};
 
+  private profile: ServiceProfile = UNLEARNED;
+
   constructor(private readonly source: CompletionSource) {}
+
+  useProfile(profile: ServiceProfile): void {
+    this.profile = profile;
+  }
 
   attach(wake: () => void): void {
     this.wake = wake;
@@ -88,8 +107,9 @@ export class EarliestCompletion implements Dispatcher {
     const pod = this.podOf(backend);
     const now = ticket.grantedAtMs;
     // Sent past the pod's proven slots, it starts when one of them frees (a probe queues inside the pod).
-    if (pod.running.length < serverCount(backend)) ticket.expectedStartMs = now;
-    else ticket.expectedStartMs = Math.max(now, this.fillServers(pod, backend, backend.serviceMs > 0 ? backend.serviceMs : DEFAULT_SERVICE_MS, now)[0] as number);
+    const serviceMs = this.profile.serviceMs(backend);
+    if (pod.running.length < this.serverCount(backend)) ticket.expectedStartMs = now;
+    else ticket.expectedStartMs = Math.max(now, this.fillServers(pod, backend, serviceMs > 0 ? serviceMs : DEFAULT_SERVICE_MS, now)[0] as number);
     pod.running.push(ticket);
   }
 
@@ -244,7 +264,8 @@ export class EarliestCompletion implements Dispatcher {
     for (const b of this.source.backends()) {
       if (!b.acceptsNewWork || b.limit <= 0) continue;
       const pod = this.podOf(b);
-      const estimate = b.serviceMs > 0 ? b.serviceMs : fallback;
+      const learned = this.profile.serviceMs(b);
+      const estimate = learned > 0 ? learned : fallback;
       // A request already running longer than the estimate shows the pod is at least that slow now.
       const oldest = pod.running.peek();
       pod.serviceMs = oldest ? Math.max(estimate, now - oldest.expectedStartMs) : estimate;
@@ -258,7 +279,7 @@ export class EarliestCompletion implements Dispatcher {
   /** The pod's servers (proven slots) and when each frees: it runs them in parallel, the rest FIFO in grant order. */
   private fillServers(pod: PodPlan, b: Backend, estimate: number, now: number): number[] {
     const servers = pod.servers;
-    servers.length = Math.max(1, Math.min(serverCount(b), b.inflight + MAX_WALK));
+    servers.length = Math.max(1, Math.min(this.serverCount(b), b.inflight + MAX_WALK));
     servers.fill(-Infinity);
     for (let t = pod.running.peek(); t; t = t.next) {
       const start = Math.max(t.expectedStartMs, servers[0] as number);
@@ -274,12 +295,18 @@ export class EarliestCompletion implements Dispatcher {
     let sum = 0;
     let n = 0;
     for (const b of this.source.backends()) {
-      if (b.serviceMs > 0 && b.acceptsNewWork) {
-        sum += b.serviceMs;
+      const learned = this.profile.serviceMs(b);
+      if (learned > 0 && b.acceptsNewWork) {
+        sum += learned;
         n++;
       }
     }
     return n > 0 ? sum / n : DEFAULT_SERVICE_MS;
+  }
+
+  /** Slots the plan expects the pod to run in parallel: its proven ones and its trial slot, within its limit. */
+  private serverCount(b: Backend): number {
+    return Math.min(b.limit, this.profile.parallelSlots(b));
   }
 
   private arm(atMs: number, now: number): void {
@@ -311,11 +338,6 @@ function expectedEnd(start: number, estimate: number, now: number): number {
   if (end > now) return end;
   const late = now - end;
   return now + late + Math.min(late, estimate) + 1;
-}
-
-/** Slots the plan expects the pod to run in parallel: its proven ones and its trial slot, within its limit. */
-function serverCount(b: Backend): number {
-  return Math.min(b.limit, b.provenSlots + b.trialSlots);
 }
 
 /** When a request given to this pod next would be done. */

@@ -14,4 +14,3 @@ export const balancers: Record<BalancerName, (context: BalancerContext) => Balan
   'peak-ewma': peakEwma,
 };
 
-export const balancerNames = Object.keys(balancers) as BalancerName[];

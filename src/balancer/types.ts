@@ -4,14 +4,9 @@
  * so a new picker or a new metric is one small file each (tower's Load/picker split).
  */
 import type { Backend } from '../pool/backend.js';
+import type { Candidates } from '../pool/free-slots.js';
 
-/** Pods with a free slot that accept new work. Every accessor is O(1). */
-export interface Candidates {
-  readonly size: number;
-  at(index: number): Backend;
-  /** A pod with the fewest requests in flight, ties broken at random. */
-  fewestInflight(random: () => number): Backend | undefined;
-}
+export type { Candidates } from '../pool/free-slots.js';
 
 /** What a balancer may read besides its candidates: the pool's clock (load estimates that decay with time). */
 export interface BalancerContext {
@@ -22,4 +17,4 @@ export interface Balancer {
   pick(candidates: Candidates, random: () => number): Backend | undefined;
 }
 
-export type BalancerName = 'round-robin' | 'random' | 'least-outstanding' | 'p2c' | 'peak-ewma';
+export type { BalancerName } from '../config-schema.js';

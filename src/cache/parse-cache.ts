@@ -15,19 +15,14 @@
 import { LRUCache } from 'lru-cache';
 import type { Lease } from '../admission/lease.js';
 import { Ticket } from '../admission/ticket.js';
+import type { CacheConfig } from '../config.js';
 import { GatewayError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
+import type { Admission } from '../admission/admission.js';
 import type { Outcome, Pool } from '../pool/pool.js';
-import { classifyUpstreamError } from '../proxy/upstream-errors.js';
+import { classifyUpstreamError } from '../pool/upstream-failure.js';
 import type { ModelWatcher } from './model-watcher.js';
 import { callerVerified, type RasaAuth } from './rasa-auth.js';
-
-export interface CacheConfig {
-  readonly maxEntries: number;
-  readonly maxBytes: number;
-  readonly ttlMs: number;
-  readonly modelPollMs: number;
-}
 
 export interface Answer {
   readonly status: number;
@@ -50,14 +45,16 @@ export interface ParseRequest {
 export class ParseCache {
   private readonly entries: LRUCache<string, Answer>;
   private readonly flights = new Map<string, Promise<Answer>>();
+  private readonly pool: Pool;
 
   constructor(
     config: CacheConfig,
-    private readonly pool: Pool,
+    private readonly admission: Admission,
     private readonly models: ModelWatcher,
     private readonly auth: RasaAuth,
     private readonly upstreamTimeoutMs: number,
   ) {
+    this.pool = admission.pool;
     this.entries = new LRUCache<string, Answer>({
       max: config.maxEntries,
       maxSize: config.maxBytes,
@@ -91,7 +88,7 @@ export class ParseCache {
     const answer = new Promise<Answer>((resolve, reject) => {
       const ticket = new FlightTicket(this, req, resolve, reject);
       ticket.deadlineMs = req.deadlineMs;
-      this.pool.admit(ticket);
+      this.admission.admit(ticket);
     }).then((a) => {
       if (a.status === 200 && this.models.modelOf(this.pool.get(a.pod) as Backend) === model) this.entries.set(key, a);
       return a;

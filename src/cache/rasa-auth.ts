@@ -13,13 +13,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 
-export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512';
+import type { JwtAlgorithm, RasaAuth } from '../config.js';
 
-export interface RasaAuth {
-  readonly token?: string;
-  readonly jwtSecret?: string;
-  readonly jwtAlgorithm: JwtAlgorithm;
-}
+export type { JwtAlgorithm, RasaAuth } from '../config.js';
 
 /** Longest bearer token looked at: Rasa's are a few hundred bytes; this bounds the work a client can ask for. */
 const MAX_JWT_LENGTH = 8192;

@@ -24,12 +24,10 @@ export class OutlierDetector {
     private readonly config: EjectionConfig,
     private readonly onEject: (backend: Backend) => void = () => {},
   ) {
-    pool.listen({
-      requestEnded: (backend, outcome) => this.observe(backend, outcome),
-      backendRemoved: (backend) => this.forget(backend),
-    });
+    pool.listen({ backendRemoved: (backend) => this.forget(backend) });
   }
 
+  /** One attempt's outcome on `backend` (wired to the pool's lease ends). */
   observe(backend: Backend, outcome: Outcome): void {
     if (this.config.consecutiveFailures === 0) return;
     let record = this.records.get(backend);

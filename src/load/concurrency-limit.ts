@@ -23,10 +23,10 @@
  *   (a 4-slot pod proven at 5 under 3 % service-time noise, and the plan then overloading it).
  * - Probing costs a queued request, so a limit that just showed queueing is not tried again for a hold
  *   that doubles while probes keep failing (BBR-like), and resets once one succeeds or the pod changes.
- *   Proven slots (the highest limit with a clean round, `Backend.provenSlots`) tell completion-aware
+ *   Proven slots (the highest limit with a clean round, `proven`) tell completion-aware
  *   dispatch which slots are a probe: it expects a request there to queue inside the pod, so a slow
  *   pod is probed only when even that finishes a request first. In slow start one slot past the proven
- *   ones is planned as a server on trial (`Backend.trialSlots`), so the next slot is really tried
+ *   ones is planned as a server on trial, so the next slot is really tried
  *   (a round that ran beside no more requests than before proves nothing); a failed trial costs one
  *   request a wait inside the pod and ends slow start.
  * - Each gateway replica learns alone from its own requests; replicas sharing pods see each other's
@@ -38,11 +38,9 @@
  *   whose requests all answer in under 10 ms stays at `minSlots`.
  *
  * Deterministic: time comes in as arguments, nothing runs on timers; state changes on each sample.
- * The learned service time is written to `Backend.serviceMs` for completion-aware dispatch.
+ * Per pod, fed by admission/adaptive-slots.ts, which applies the limits and publishes what is learned
+ * to completion-aware dispatch.
  */
-import type { Backend } from '../pool/backend.js';
-import type { Outcome, Pool } from '../pool/pool.js';
-import type { LocalLease } from '../admission/lease.js';
 
 export interface LimiterOptions {
   readonly minSlots: number;
@@ -273,69 +271,4 @@ export class PodLimiter {
   private setLimit(limit: number): void {
     this.limit = Math.min(this.options.maxSlots, Math.max(this.options.minSlots, limit));
   }
-}
-
-export interface AdaptiveLimitsOptions extends LimiterOptions {
-  /** Apply the learned limits (`auto`); false: only learn service times (completion-aware static pools). */
-  readonly adjust: boolean;
-}
-
-/** One limiter per pod of a pool, fed by the pool's completions, applied with `Pool.setLimit`. */
-export class AdaptiveLimits {
-  private readonly pods = new Map<Backend, PodLimiter>();
-
-  constructor(
-    private readonly pool: Pool,
-    private readonly options: AdaptiveLimitsOptions,
-  ) {
-    for (const b of pool.backends) this.add(b);
-    pool.listen({
-      backendAdded: (b) => this.add(b),
-      backendRemoved: (b) => this.pods.delete(b),
-      requestStarted: (b, lease) => {
-        const limiter = this.pods.get(b);
-        lease.limiterRound = limiter ? limiter.started(this.pool.now()) : 0;
-      },
-      requestEnded: (b, outcome, latencyMs, lease) => this.ended(b, outcome, latencyMs, lease),
-    });
-  }
-
-  /** The limiter of one pod (tests, debugging). */
-  of(backend: Backend): PodLimiter | undefined {
-    return this.pods.get(backend);
-  }
-
-  private add(backend: Backend): void {
-    const limiter = new PodLimiter(this.options, this.pool.now());
-    this.pods.set(backend, limiter);
-    this.apply(backend, limiter);
-  }
-
-  private ended(backend: Backend, outcome: Outcome, latencyMs: number | undefined, lease: LocalLease): void {
-    if (outcome !== 'ok' || latencyMs === undefined) return;
-    const limiter = this.pods.get(backend);
-    if (!limiter) return;
-    limiter.observe(latencyMs, meanConcurrency(backend, lease, this.pool.now()), this.pool.now(), lease.limiterRound);
-    backend.serviceMs = limiter.serviceMs;
-    this.apply(backend, limiter);
-  }
-
-  /** Publishes what the limiter learned to the pod (static pools only take its service time). */
-  private apply(backend: Backend, limiter: PodLimiter): void {
-    if (!this.options.adjust) return;
-    backend.provenSlots = limiter.proven;
-    backend.trialSlots = limiter.slowStart ? 1 : 0;
-    if (backend.limit !== limiter.limit) this.pool.setLimit(backend, limiter.limit);
-  }
-}
-
-/**
- * The pod's mean in-flight count over the request's life (Little's law), this request included: what it
- * really shared the pod with. The count at the grant alone would credit a request sent just before
- * another ended with a concurrency the pod never ran.
- */
-function meanConcurrency(backend: Backend, lease: LocalLease, nowMs: number): number {
-  const lifeMs = nowMs - lease.grantedAtMs;
-  if (!(lifeMs > 0)) return lease.grantedInflight;
-  return (backend.areaAt(nowMs) - lease.grantedArea) / lifeMs;
 }

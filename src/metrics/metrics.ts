@@ -5,7 +5,7 @@
  * left vanish by construction. Counters and histograms on the hot path use cached label children.
  */
 import client from 'prom-client';
-import type { Pool } from '../pool/pool.js';
+import type { Admission } from '../admission/admission.js';
 import type { Affinity } from '../affinity/affinity.js';
 import type { Backend, BackendState } from '../pool/backend.js';
 
@@ -89,7 +89,7 @@ type Labelled = Record<string, string | number>;
 
 export class GatewayMetrics {
   readonly registry = new client.Registry();
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, Admission>();
   private readonly affinities = new Map<string, Affinity>();
   private readonly caches = new Map<string, { size: number }>();
   readonly requests: client.Counter;
@@ -123,14 +123,14 @@ export class GatewayMetrics {
           for (const [labels, value] of samples()) this.set(labels, value);
         },
       });
-    function* perPool(valueOf: (pool: Pool) => number): Iterable<[Labelled, number]> {
-      for (const pool of pools.values()) yield [{ pool: pool.name }, valueOf(pool)];
+    function* perPool(valueOf: (admission: Admission) => number): Iterable<[Labelled, number]> {
+      for (const admission of pools.values()) yield [{ pool: admission.pool.name }, valueOf(admission)];
     }
     function* perEndpoint(valueOf: (b: Backend) => number): Iterable<[Labelled, number]> {
-      for (const pool of pools.values()) for (const b of pool.backends) yield [{ pool: pool.name, endpoint: b.key }, valueOf(b)];
+      for (const { pool } of pools.values()) for (const b of pool.backends) yield [{ pool: pool.name, endpoint: b.key }, valueOf(b)];
     }
     function* perState(): Iterable<[Labelled, number]> {
-      for (const pool of pools.values()) {
+      for (const { pool } of pools.values()) {
         const counts = new Map<string, number>(backendStates.map((s) => [s, 0]));
         for (const b of pool.backends) counts.set(b.state, (counts.get(b.state) ?? 0) + 1);
         for (const [state, n] of counts) yield [{ pool: pool.name, state }, n];
@@ -154,8 +154,8 @@ export class GatewayMetrics {
     this.internalErrors = counter('gateway_internal_errors_total', 'Requests ended by an exception inside the gateway (answered 500 INTERNAL; the process kept serving), by pool and request-path stage.', ['pool', 'stage']);
     gauge('gateway_cache_entries', 'Answers held in the parse cache.', ['pool'], () => sizes(caches));
     gauge('gateway_sticky_sessions', 'Conversations this replica remembers a pod for.', ['pool'], () => sizes(affinities));
-    gauge('gateway_queue_length', 'Requests waiting in the pool queue for a slot.', ['pool'], () => perPool((p) => p.queue.length));
-    gauge('gateway_inflight_requests', 'Requests holding a slot on a pod of the pool.', ['pool'], () => perPool((p) => p.inflight));
+    gauge('gateway_queue_length', 'Requests waiting in the pool queue for a slot.', ['pool'], () => perPool((a) => a.queue.length));
+    gauge('gateway_inflight_requests', 'Requests holding a slot on a pod of the pool.', ['pool'], () => perPool((a) => a.pool.inflight));
     gauge('gateway_endpoint_inflight_requests', 'Requests in flight per pod.', ['pool', 'endpoint'], () => perEndpoint((b) => b.inflight));
     gauge('gateway_endpoint_slots', 'Slots per pod: requests it may have in flight at once (+Inf when unlimited).', ['pool', 'endpoint'], () => perEndpoint((b) => b.limit));
     gauge('gateway_endpoints', 'Pods in the pool by state: ready, not-ready, draining, ejected.', ['pool', 'state'], perState);
@@ -166,8 +166,9 @@ export class GatewayMetrics {
     this.internalErrors.labels(pool, stage).inc();
   }
 
-  addPool(pool: Pool, affinity?: Affinity, cache?: { size: number }): PoolMetrics {
-    this.pools.set(pool.name, pool);
+  addPool(admission: Admission, affinity?: Affinity, cache?: { size: number }): PoolMetrics {
+    const pool = admission.pool;
+    this.pools.set(pool.name, admission);
     if (cache) this.caches.set(pool.name, cache);
     if (affinity) this.affinities.set(pool.name, affinity);
     return new PoolMetrics(this, pool.name);

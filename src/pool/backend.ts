@@ -39,22 +39,6 @@ export class Backend {
   inflightSinceMs = 0;
   /** Slots: requests this pod may have in flight at once. Infinity when unlimited. */
   limit: number;
-  /**
-   * Learned service time (ms): how long a request takes on this pod when it does not queue inside it.
-   * Kept by the adaptive limiter (`load/concurrency-limit.ts`); 0 until learned or when nothing learns it.
-   */
-  serviceMs = 0;
-  /**
-   * Slots this pod has been seen to run at once without queueing (adaptive limits); slots between it and
-   * `limit` are a probe, and completion-aware dispatch expects a request there to queue inside the pod.
-   */
-  provenSlots = Infinity;
-  /**
-   * Slots past `provenSlots` that completion-aware dispatch runs in parallel on trial (0 or 1): a pod in
-   * slow start gets one, so its next slot is really tried; a probe sent only as a proven slot frees
-   * would run beside no more requests than before and prove nothing.
-   */
-  trialSlots = 0;
   /** Sticky conversations currently assigned to this pod (maintained by the affinity table). */
   sessions = 0;
   /** Open long-lived connections (websockets), counted apart from requests. */

@@ -5,7 +5,14 @@
  */
 import { IndexedSet } from '../util/indexed-set.js';
 import type { Backend } from './backend.js';
-import type { Candidates } from '../balancer/types.js';
+
+/** Pods with a free slot that accept new work, as a balancer sees them. Every accessor is O(1). */
+export interface Candidates {
+  readonly size: number;
+  at(index: number): Backend;
+  /** A pod with the fewest requests in flight, ties broken at random. */
+  fewestInflight(random: () => number): Backend | undefined;
+}
 
 export class FreeSlots implements Candidates {
   private readonly members = new IndexedSet<Backend>();

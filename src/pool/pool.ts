@@ -1,72 +1,64 @@
 /**
- * One upstream pool: its pods (from discovery snapshots, diffed in place), their slots, the balancer
- * that picks among free slots, and the central queue for everything else. All admission goes through
- * `admit`, all accounting ends in `release`, so every slot is taken and given back in one place.
+ * One upstream pool's pods: discovery snapshots diffed in place, each pod's state and slots, and the
+ * set of pods with a free slot. The pool owns pods and their counts; it knows nothing of waiters,
+ * leases or pickers. Whoever admits requests (admission/admission.ts) takes and gives back slots with
+ * `occupy` / `vacate`, and hears through `PoolEvents` when a slot may have freed or a pod was lost, so
+ * the dependency runs one way: admission -> pool.
  */
-import { CentralQueue, type QueueLimits, type Timers } from '../admission/central-queue.js';
-import { EarliestCompletion } from '../admission/earliest-completion.js';
-import { LocalLease } from '../admission/lease.js';
-import type { Ticket } from '../admission/ticket.js';
-import { balancers } from '../balancer/registry.js';
-import type { Balancer, BalancerName } from '../balancer/types.js';
 import type { EndpointInfo } from '../discovery/types.js';
 import { Backend, type BackendState } from './backend.js';
 import { FreeSlots } from './free-slots.js';
-import { isPodFailure, type Outcome } from './outcome.js';
 
 export interface PoolOptions {
   readonly name: string;
-  readonly balancer: BalancerName;
   /** Slots per pod; Infinity: unlimited (no queue, every request goes straight to a pod). With `adaptive`: each pod's starting limit. */
   readonly slotsPerEndpoint: number;
-  readonly queue: QueueLimits;
   /** Per-pod limits are learned (`slotsPerEndpoint: auto`); set by the adaptive limiter through `setLimit`. */
   readonly adaptive?: boolean;
-  /** How general requests meet free slots: the first free slot (greedy) or the earliest completion. */
-  readonly dispatch?: DispatchMode;
   readonly now?: () => number;
-  readonly random?: () => number;
-  readonly timers?: Timers;
 }
-
-export type DispatchMode = 'greedy' | 'earliest-completion';
 
 export type { Outcome } from './outcome.js';
 export { isPodFailure } from './outcome.js';
 
+/** Pod events for whoever watches the pool (stickiness, health, metrics, caches). */
 export interface PoolListener {
   backendAdded?(backend: Backend): void;
+  /** The pod left the slices and its last request ended: forget it. */
   backendRemoved?(backend: Backend): void;
   /** A pod's state changed (discovery, ejection). */
   stateChanged?(backend: Backend): void;
-  /** An attempt was granted a slot on `backend`: its lease begins (hot path: keep it cheap). */
-  requestStarted?(backend: Backend, lease: LocalLease): void;
-  /** An attempt's lease on `backend` was released with its outcome (hot path: keep it cheap). */
-  requestEnded?(backend: Backend, outcome: Outcome, latencyMs: number | undefined, lease: LocalLease): void;
 }
+
+/** What the pool tells its admission: the one consumer of slot changes. */
+export interface PoolEvents {
+  /** A slot on `backend` may be free (a request ended, the pod joined, its limit or state changed). */
+  capacity(backend: Backend): void;
+  /** `backend` no longer serves sticky work (ejected, not ready, gone): its sticky waiters must move. */
+  lost(backend: Backend): void;
+  /** `backend` left and nothing runs on it any more. */
+  forgotten(backend: Backend): void;
+  /** No pod accepts new work after a discovery snapshot. */
+  noneWorking(): void;
+}
+
+const NO_EVENTS: PoolEvents = { capacity() {}, lost() {}, forgotten() {}, noneWorking() {} };
 
 /** Latency assumed for a pod before its first answer, when the pool has no measurements yet. */
 const DEFAULT_SEED_LATENCY_MS = 100;
 
 export class Pool {
   readonly name: string;
-  readonly balancerName: BalancerName;
   readonly adaptive: boolean;
-  readonly dispatch: DispatchMode;
-  /** The completion-aware dispatcher, when `dispatch` is earliest-completion; it tracks what runs where. */
-  private readonly planner: EarliestCompletion | undefined;
+  readonly now: () => number;
   private readonly backendsByKey = new Map<string, Backend>();
   /** Pods that left the slices while requests still ran on them: kept, and revived if they return, until the last ends. */
   private readonly leaving = new Map<string, Backend>();
-  private readonly free = new FreeSlots();
-  private readonly balancer: Balancer;
-  readonly queue: CentralQueue;
-  readonly now: () => number;
-  private readonly random: () => number;
+  /** Pods with a free slot that accept new work (what pickers choose among). */
+  readonly free = new FreeSlots();
   private slotsPerEndpoint: number;
   private readonly listeners: PoolListener[] = [];
-  private readonly endListeners: PoolListener[] = [];
-  private readonly startListeners: PoolListener[] = [];
+  private events: PoolEvents = NO_EVENTS;
   /** Pods accepting new work, whether or not a slot is free. */
   private working = 0;
   /** Requests holding a slot in this pool. */
@@ -76,41 +68,18 @@ export class Pool {
 
   constructor(options: PoolOptions) {
     this.name = options.name;
-    this.balancerName = options.balancer;
     this.slotsPerEndpoint = options.slotsPerEndpoint;
     this.now = options.now ?? (() => performance.now());
-    this.balancer = balancers[options.balancer]({ now: this.now });
-    this.random = options.random ?? Math.random;
     this.adaptive = options.adaptive ?? false;
-    this.dispatch = options.dispatch ?? 'greedy';
-    const timers = options.timers;
-    const dispatcher = (this.planner =
-      this.dispatch === 'earliest-completion'
-        ? new EarliestCompletion({
-            backends: () => this.backendsByKey.values(),
-            hasRoom: () => this.free.size > 0,
-            pick: (candidates) => this.balancer.pick(candidates, this.random),
-            now: this.now,
-            ...(timers ? { timers } : { timers: { set: (cb, ms) => setTimeout(cb, ms).unref(), clear: (t) => clearTimeout(t) } }),
-          })
-        : undefined);
-    this.queue = new CentralQueue(
-      options.queue,
-      {
-        pickFree: (avoid) => this.pickFree(avoid),
-        hasWorkingBackend: () => this.working > 0,
-        occupy: (backend, ticket) => this.occupy(backend, ticket),
-        now: this.now,
-        ...(timers ? { timers } : {}),
-      },
-      dispatcher,
-    );
+  }
+
+  /** Sets the pool's admission (one per pool). */
+  attach(events: PoolEvents): void {
+    this.events = events;
   }
 
   listen(listener: PoolListener): void {
     this.listeners.push(listener);
-    if (listener.requestEnded) this.endListeners.push(listener);
-    if (listener.requestStarted) this.startListeners.push(listener);
   }
 
   get backends(): IterableIterator<Backend> {
@@ -130,45 +99,27 @@ export class Pool {
     return this.working;
   }
 
-  admit(ticket: Ticket): void {
-    this.queue.admit(ticket);
+  get slots(): number {
+    return this.slotsPerEndpoint;
   }
 
-  cancel(ticket: Ticket): void {
-    this.queue.cancel(ticket);
-  }
-
-  /** Releases a granted ticket's current lease (see `Lease.release`); idempotent. */
-  release(ticket: Ticket, outcome: Outcome, latencyMs?: number): void {
-    if (ticket.state === 'granted') ticket.lease?.release(outcome, latencyMs);
-  }
-
-  /** The one place a slot is given back: a lease of this pool ended. `latencyMs` feeds the pod's latency estimate. */
-  private readonly endLease = (lease: LocalLease, outcome: Outcome, latencyMs: number | undefined): void => {
-    const ticket = lease.holder;
-    if (ticket.lease === lease && ticket.state === 'granted') ticket.state = 'released';
-    const backend = lease.backend;
-    backend.addInflight(-1, this.now());
-    this.inflight--;
-    backend.requests++;
-    if (isPodFailure(outcome)) backend.failures++;
-    if (latencyMs !== undefined) backend.latency.observe(latencyMs, this.now());
+  /** One slot on `backend` is taken at `nowMs`. */
+  occupy(backend: Backend, nowMs: number): void {
+    backend.addInflight(1, nowMs);
+    this.inflight++;
     this.free.update(backend);
-    this.planner?.released(ticket);
-    for (const l of this.endListeners) l.requestEnded!(backend, outcome, latencyMs, lease);
-    if (backend.state !== 'gone') this.queue.onCapacity(backend);
-    else if (backend.inflight === 0 && this.leaving.get(backend.key) === backend) this.forget(backend);
-  };
+  }
 
-  /** The balancer's choice among free pods, avoiding one (a retry's failed pod) when another is free. */
-  private pickFree(avoid: Backend | undefined): Backend | undefined {
-    const picked = this.balancer.pick(this.free, this.random);
-    if (!avoid || picked !== avoid) return picked;
-    if (this.free.size < 2) return undefined;
-    this.free.remove(avoid);
-    const other = this.balancer.pick(this.free, this.random);
-    this.free.update(avoid);
-    return other;
+  /** One slot on `backend` is given back at `nowMs`. */
+  vacate(backend: Backend, nowMs: number): void {
+    backend.addInflight(-1, nowMs);
+    this.inflight--;
+    this.free.update(backend);
+  }
+
+  /** A pod that left is forgotten once its last request has ended (called after that request's listeners ran). */
+  forgetIfIdle(backend: Backend): void {
+    if (backend.state === 'gone' && backend.inflight === 0 && this.leaving.get(backend.key) === backend) this.forget(backend);
   }
 
   /** Takes a pod out of rotation (failures or probes); its sticky waiters follow their conversations. */
@@ -176,7 +127,6 @@ export class Pool {
     if (backend.state === 'gone' || backend.state === 'ejected') return;
     backend.ejectedBy = by;
     this.setState(backend, 'ejected');
-    this.queue.repinWaiters(backend);
   }
 
   /** Puts an ejected pod back in the state discovery gives it. */
@@ -207,7 +157,7 @@ export class Pool {
       if (!seen.has(backend.key)) this.remove(backend);
     }
     this.synced = true;
-    if (this.working === 0) this.queue.rejectAllGeneral();
+    if (this.working === 0) this.events.noneWorking();
   }
 
   /** Changes a pod's state (discovery conditions, ejection) and hands on any slot this frees. */
@@ -218,19 +168,15 @@ export class Pool {
     if (backend.acceptsNewWork) this.working++;
     this.free.update(backend);
     for (const l of this.listeners) l.stateChanged?.(backend);
-    if (!backend.servesSticky) this.queue.repinWaiters(backend);
-    this.queue.onCapacity(backend);
+    if (!backend.servesSticky) this.events.lost(backend);
+    this.events.capacity(backend);
   }
 
   /** Changes one pod's slot count (slow start, adaptive limits). */
   setLimit(backend: Backend, limit: number): void {
     backend.limit = limit;
     this.free.update(backend);
-    this.queue.onCapacity(backend);
-  }
-
-  get slots(): number {
-    return this.slotsPerEndpoint;
+    this.events.capacity(backend);
   }
 
   private add(info: EndpointInfo, state: BackendState): void {
@@ -241,7 +187,7 @@ export class Pool {
     if (backend.acceptsNewWork) this.working++;
     this.free.update(backend);
     for (const l of this.listeners) l.backendAdded?.(backend);
-    this.queue.onCapacity(backend);
+    this.events.capacity(backend);
   }
 
   /**
@@ -254,14 +200,14 @@ export class Pool {
     backend.state = 'gone';
     this.free.remove(backend);
     this.backendsByKey.delete(backend.key);
-    this.queue.repinWaiters(backend);
+    this.events.lost(backend);
     if (backend.inflight > 0) this.leaving.set(backend.key, backend);
     else this.forget(backend);
   }
 
   private forget(backend: Backend): void {
     this.leaving.delete(backend.key);
-    this.queue.forget(backend);
+    this.events.forgotten(backend);
     for (const l of this.listeners) l.backendRemoved?.(backend);
   }
 
@@ -272,15 +218,6 @@ export class Pool {
     this.leaving.delete(key);
     this.backendsByKey.set(key, backend);
     return backend;
-  }
-
-  private occupy(backend: Backend, ticket: Ticket): void {
-    backend.addInflight(1, ticket.grantedAtMs);
-    this.inflight++;
-    this.free.update(backend);
-    const lease = new LocalLease(ticket, backend, ticket.grantedAtMs, ++ticket.grants, backend.inflight, backend.inflightArea, this.endLease);
-    ticket.lease = lease;
-    for (const l of this.startListeners) l.requestStarted!(backend, lease);
   }
 
   /** A new pod starts at the pool's average latency, so peak-EWMA neither floods nor starves it. */

@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import PQueue from 'p-queue';
 import { GatewayError, sendError } from '../errors.js';
-import type { PoolRuntime } from '../runtime.js';
+import type { PoolRuntime } from './pool-runtime.js';
 import type { RouteTable } from '../routing/route-table.js';
 
 export interface FanoutResult {

@@ -19,7 +19,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { GatewayError, sendError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
-import type { PoolRuntime } from '../runtime.js';
+import type { PoolRuntime } from './pool-runtime.js';
 import { PublicAllowList, isProtectedRasaRoute } from '../routing/protected-routes.js';
 import { classifyRasaRoute, type RasaRoute } from '../routing/rasa-routes.js';
 import { pathOf, type RouteTable } from '../routing/route-table.js';
@@ -30,7 +30,7 @@ import { afterBody, guard, kContext, RequestContext } from './request-context.js
 import { retryReasonForError, retryReasonForStatus, type RetryReason } from './retry-policy.js';
 import { onSocketFrame, routeSocket, sendTokenisedHandshake } from './socketio.js';
 import { serveFromParseCache } from './parse-cache-route.js';
-import { classifyUpstreamError } from './upstream-errors.js';
+import { classifyUpstreamError } from '../pool/upstream-failure.js';
 import { kUpstreamContext, TrackingDispatcher } from './upstream-dispatcher.js';
 
 export interface ProxyOptions {
@@ -106,7 +106,7 @@ function onError(reply: FastifyReply, { error }: { error: Error }): void {
 
 /** Sends the request to another pod if the policy, the budget and the deadline allow; see retry-policy.ts. */
 function retry(ctx: RequestContext, reason: RetryReason): boolean {
-  const { pool, affinity, retryBudget, metrics } = ctx.runtime;
+  const { pool, admission, affinity, retryBudget, metrics } = ctx.runtime;
   const failed = ctx.backend;
   if (ctx.attempts > 1 || ctx.closed || !failed) return false;
   if (pool.now() >= ctx.deadlineMs) return false;
@@ -122,7 +122,7 @@ function retry(ctx: RequestContext, reason: RetryReason): boolean {
   ctx.continue = () => forward(ctx);
   if (ctx.conversationKey !== undefined && affinity) ctx.target = affinity.backendFor(ctx.conversationKey);
   ctx.stage = 'admit';
-  pool.admit(ctx);
+  admission.admit(ctx);
   return true;
 }
 
@@ -204,7 +204,7 @@ function dispatch(ctx: RequestContext): void {
 
 /** Admission: keyed requests wait for their conversation's turn and pod; the rest for any slot. */
 function admitByKey(ctx: RequestContext): void {
-  const { pool, affinity, config, metrics } = ctx.runtime;
+  const { admission, affinity, config, metrics } = ctx.runtime;
   const { rasa } = ctx;
   ctx.stage = 'key';
   if (affinity && rasa.kind === 'webhook') {
@@ -219,26 +219,26 @@ function admitByKey(ctx: RequestContext): void {
     return;
   }
   ctx.stage = 'admit';
-  pool.admit(ctx);
+  admission.admit(ctx);
 }
 
 /** A keyed request: wait for the conversation's turn (ordering), then for a slot on its pod. */
 function admitConversation(ctx: RequestContext, key: string, ordered: boolean): void {
-  const { pool, affinity, metrics } = ctx.runtime;
+  const { admission, affinity, metrics } = ctx.runtime;
   ctx.conversationKey = key;
   if (ordered) {
     ctx.stage = 'turn';
     const waitIn = affinity!.gate.enter(key);
     if (waitIn) {
       metrics.conversationWait();
-      pool.queue.park(ctx, waitIn);
+      admission.queue.park(ctx, waitIn);
       return;
     }
     ctx.holdsTurn = true;
   }
   ctx.stage = 'admit';
   ctx.target = affinity!.backendFor(key);
-  pool.admit(ctx);
+  admission.admit(ctx);
 }
 
 export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): Promise<void> {

@@ -14,7 +14,7 @@ import { codeForStatus, GatewayError, sendError } from '../errors.js';
 import { bodyError } from './body.js';
 import type { Backend } from '../pool/backend.js';
 import type { Outcome } from '../pool/pool.js';
-import type { PoolRuntime } from '../runtime.js';
+import type { PoolRuntime } from './pool-runtime.js';
 import type { RasaRoute } from '../routing/rasa-routes.js';
 import type { Route } from '../routing/route-table.js';
 
@@ -187,9 +187,9 @@ export class RequestContext extends Ticket {
     if (this.closed) return;
     this.closed = true;
     this.clearDeadline();
-    const { pool, metrics } = this.runtime;
+    const { pool, admission, metrics } = this.runtime;
     const now = pool.now();
-    if (this.state === 'queued') pool.cancel(this);
+    if (this.state === 'queued') admission.cancel(this);
     // A pod still working on it keeps the slot until it answers (see upstream-dispatcher.ts).
     if (!this.upstreamPending) this.endAttempt();
     if (this.holdsTurn) passTurn(this);
@@ -242,11 +242,11 @@ function granted(ctx: RequestContext): void {
 /** Hands the conversation's turn to its next waiting request, which then goes through admission. */
 function passTurn(ctx: RequestContext): void {
   ctx.holdsTurn = false;
-  const { affinity, pool } = ctx.runtime;
+  const { affinity, admission } = ctx.runtime;
   const key = ctx.conversationKey as string;
   const next = affinity?.gate.leave(key) as RequestContext | undefined;
   if (!next) return;
-  pool.queue.unpark(next);
+  admission.queue.unpark(next);
   next.holdsTurn = true;
   guard(next, 'turn', admitWithTurn);
 }
@@ -254,7 +254,7 @@ function passTurn(ctx: RequestContext): void {
 function admitWithTurn(ctx: RequestContext): void {
   ctx.target = ctx.runtime.affinity?.backendFor(ctx.conversationKey as string);
   ctx.stage = 'admit';
-  ctx.runtime.pool.admit(ctx);
+  ctx.runtime.admission.admit(ctx);
 }
 
 function onDeadline(ctx: RequestContext): void {

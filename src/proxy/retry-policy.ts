@@ -7,7 +7,7 @@
  *   beyond the pool's retry budget, and only when the body can be replayed (it was read up front).
  * A conversation's request stays with its pod unless that pod has left or was ejected.
  */
-import { nothingWasSent, requestWasUnsendable } from './upstream-errors.js';
+import { nothingWasSent, requestWasUnsendable } from '../pool/upstream-failure.js';
 
 export type RetryReason = 'refused' | 'reset' | 'status_502' | 'status_503';
 

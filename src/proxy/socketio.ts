@@ -11,7 +11,7 @@ import { openPacketSid, sidOf, splitSid, stripSidToken, tokeniseOpenPacket } fro
 import { sessionIdsIn } from '../affinity/socketio-session.js';
 import { GatewayError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
-import type { PoolRuntime } from '../runtime.js';
+import type { PoolRuntime } from './pool-runtime.js';
 import { bodyOf, readBodyLimited } from './body.js';
 import { afterBody, guard, type RequestContext } from './request-context.js';
 

@@ -10,7 +10,7 @@
  */
 import { Agent, type Dispatcher } from 'undici';
 import type { RequestContext } from './request-context.js';
-import { classifyUpstreamError } from './upstream-errors.js';
+import { classifyUpstreamError } from '../pool/upstream-failure.js';
 
 export const kUpstreamContext = Symbol('gateway.upstream-context');
 

@@ -1,14 +1,16 @@
 /**
  * A discrete-event simulation of a pool in front of emulated pods, on a virtual clock: the real Pool,
- * central queue, dispatcher and adaptive limiter, with pods modelled as the study describes them (K
+ * admission, central queue, dispatcher and adaptive limiter, with pods modelled as the study describes them (K
  * parallel slots, a service time, FIFO inside beyond K). Deterministic, so tests can assert latencies.
  */
 import { Ticket } from '../../src/admission/ticket.js';
 import type { Timers } from '../../src/admission/central-queue.js';
 import type { GatewayError } from '../../src/errors.js';
-import { AdaptiveLimits, type LimiterOptions } from '../../src/load/concurrency-limit.js';
+import { AdaptiveLimits } from '../../src/admission/adaptive-slots.js';
+import { Admission, type DispatchMode } from '../../src/admission/admission.js';
+import type { LimiterOptions } from '../../src/load/concurrency-limit.js';
 import type { Backend } from '../../src/pool/backend.js';
-import { Pool, type DispatchMode } from '../../src/pool/pool.js';
+import { Pool } from '../../src/pool/pool.js';
 import { endpoint, seeded } from './tickets.js';
 
 interface Event {
@@ -113,7 +115,7 @@ export class SimRequest extends Ticket {
     this.pod = index;
     this.sim.pods[index]!.submit(() => {
       this.doneMs = this.sim.clock.now;
-      this.sim.pool.release(this, 'ok', this.sim.clock.now - this.grantedAtMs);
+      this.sim.admission.release(this, 'ok', this.sim.clock.now - this.grantedAtMs);
       this.onDone?.();
     });
   }
@@ -138,6 +140,7 @@ export interface SimOptions {
 export class Sim {
   readonly clock = new VirtualClock();
   readonly pool: Pool;
+  readonly admission: Admission;
   readonly pods: SimPod[];
   readonly limits: AdaptiveLimits | undefined;
   private readonly index = new Map<string, number>();
@@ -147,14 +150,11 @@ export class Sim {
     const auto = options.slots === 'auto';
     const minSlots = options.limiter?.minSlots ?? 1;
     const dispatch = options.dispatch ?? (auto ? 'earliest-completion' : 'greedy');
-    this.pool = new Pool({
-      name: 'sim',
+    this.pool = new Pool({ name: 'sim', slotsPerEndpoint: auto ? minSlots : (options.slots as number), adaptive: auto, now: () => this.clock.now });
+    this.admission = new Admission(this.pool, {
       balancer: options.balancer ?? 'least-outstanding',
-      slotsPerEndpoint: auto ? minSlots : (options.slots as number),
-      adaptive: auto,
       dispatch,
       queue: { maxLength: 100_000, maxWaitMs: options.maxWaitMs ?? 600_000 },
-      now: () => this.clock.now,
       random: seeded(7),
       timers: this.clock,
     });
@@ -165,7 +165,7 @@ export class Sim {
     const endpoints = options.pods.map((_, i) => endpoint(i + 1));
     endpoints.forEach((e, i) => this.index.set(e.key, i));
     if (auto || dispatch === 'earliest-completion') {
-      this.limits = new AdaptiveLimits(this.pool, { minSlots, maxSlots: options.limiter?.maxSlots ?? 16, ...options.limiter, adjust: auto });
+      this.limits = new AdaptiveLimits(this.admission, { minSlots, maxSlots: options.limiter?.maxSlots ?? 16, ...options.limiter, adjust: auto });
     }
     this.pool.update(endpoints);
   }
@@ -188,7 +188,7 @@ export class Sim {
     const r = new SimRequest(this);
     this.clock.set(() => {
       r.arrivalMs = this.clock.now;
-      this.pool.admit(r);
+      this.admission.admit(r);
     }, atMs - this.clock.now);
     into.push(r);
     return into;
@@ -212,7 +212,7 @@ export class Sim {
       r.arrivalMs = this.clock.now;
       out.push(r);
       r.onDone = client;
-      this.pool.admit(r);
+      this.admission.admit(r);
     };
     for (let i = 0; i < clients; i++) client();
     this.clock.run(end);

@@ -1,5 +1,7 @@
 /** A Ticket that records what admission did with it, for pool and queue unit tests. */
+import { Admission, type AdmissionOptions } from '../../src/admission/admission.js';
 import { Ticket } from '../../src/admission/ticket.js';
+import { Pool, type PoolOptions } from '../../src/pool/pool.js';
 import type { GatewayError } from '../../src/errors.js';
 import type { EndpointInfo } from '../../src/discovery/types.js';
 import type { Backend } from '../../src/pool/backend.js';
@@ -41,4 +43,9 @@ export function seeded(seed = 42): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** A pool with its admission, as the gateway builds one (pod-level calls go to `.pool`). */
+export function admissionFor(options: PoolOptions & AdmissionOptions): Admission {
+  return new Admission(new Pool(options), options);
 }

@@ -11,7 +11,7 @@
  * Metrics read by name, so absent ones (retries, ejections in older builds) are simply null.
  */
 import type { Registry } from 'prom-client';
-import type { PoolRuntime } from '../../runtime.js';
+import type { PoolRuntime } from '../../proxy/pool-runtime.js';
 
 export const metricNames = {
   requests: 'gateway_requests_total',
@@ -231,7 +231,7 @@ export class StatusSampler {
       if (!this.timer) return; // stopped while reading
       const seq = ++this.seq;
       const capacity = Math.max(2, Math.ceil((this.historySeconds * 1000) / this.intervalMs));
-      for (const { pool } of this.options.pools.values()) {
+      for (const { pool, admission } of this.options.pools.values()) {
         let ring = this.rings.get(pool.name);
         if (!ring) this.rings.set(pool.name, (ring = []));
         const pods = new Map<string, number>();
@@ -239,7 +239,7 @@ export class StatusSampler {
         const partial = {
           seq,
           t,
-          queueLength: pool.queue.length,
+          queueLength: admission.queue.length,
           requests: requests?.get(pool.name)?.total ?? 0,
           rejected: rejected?.get(pool.name) ?? { total: 0, by: new Map<string, number>() },
           retries: retries ? (retries.get(pool.name)?.total ?? 0) : null,
@@ -286,7 +286,7 @@ export class StatusSampler {
     const pools: PoolStatus[] = [];
     let time = this.now();
     let seq = 0;
-    for (const { pool, config, discovery } of this.options.pools.values()) {
+    for (const { pool, admission, config, discovery } of this.options.pools.values()) {
       const ring = this.rings.get(pool.name) ?? [];
       const cur = ring.at(-1);
       const base = this.baseFor(ring, ring.length - 1);
@@ -322,7 +322,7 @@ export class StatusSampler {
           state: b.state === 'ready' && b.slowStartUntilMs > 0 ? 'slow-starting' : b.state,
           inflight: b.inflight,
           slots: Number.isFinite(b.limit) ? b.limit : 'unlimited',
-          waiting: pool.queue.waitingFor(b),
+          waiting: admission.queue.waitingFor(b),
           sessions: b.sessions,
           latencyEwmaMs: round(b.latency.valueMs, 1),
           latencyMeasured: b.latency.hasSamples,
@@ -340,11 +340,11 @@ export class StatusSampler {
       const shown = full ? ring : points;
       pools.push({
         name: pool.name,
-        balancer: pool.balancerName,
+        balancer: admission.balancerName,
         discovery: discovery.description,
         synced: pool.synced,
         slotsPerEndpoint: config.adaptiveSlots ? 'auto' : Number.isFinite(config.slotsPerEndpoint) ? config.slotsPerEndpoint : 'unlimited',
-        queueLength: pool.queue.length,
+        queueLength: admission.queue.length,
         queueLimit: config.queue.maxLength,
         inflight: pool.inflight,
         slots: Number.isFinite(slots) ? slots : 'unlimited',

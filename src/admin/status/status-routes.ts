@@ -17,7 +17,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import type { GatewayMetrics } from '../../metrics/metrics.js';
-import type { PoolRuntime } from '../../runtime.js';
+import type { PoolRuntime } from '../../proxy/pool-runtime.js';
 import { statusPageCsp, statusPageHtml } from './page.js';
 import { StatusSampler, type StatusSamplerOptions } from './sampler.js';
 

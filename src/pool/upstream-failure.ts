@@ -9,7 +9,7 @@
  * - the client went away (the request was aborted): the client's, never the pod's.
  */
 import { GatewayError } from '../errors.js';
-import type { Outcome } from '../pool/pool.js';
+import type { Outcome } from './outcome.js';
 
 const refused = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 const timeouts = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT']);

@@ -1,0 +1,28 @@
+/** A pool with everything that serves it, as the request path sees it: its pods, admission, config, discovery source, stickiness, cache and metrics. */
+import type { Affinity } from '../affinity/affinity.js';
+import type { PoolConfig } from '../config.js';
+import type { Discovery } from '../discovery/types.js';
+import type { PoolMetrics } from '../metrics/metrics.js';
+import type { Admission } from '../admission/admission.js';
+import type { AdaptiveLimits } from '../admission/adaptive-slots.js';
+import type { Pool } from '../pool/pool.js';
+import type { RetryBudget } from './retry-budget.js';
+import type { ParseCache } from '../cache/parse-cache.js';
+
+export interface PoolRuntime {
+  readonly pool: Pool;
+  /** Where the pool's requests take and give back slots. */
+  readonly admission: Admission;
+  /** Learned service times and slots, when the pool learns them (`auto`, or completion-aware dispatch). */
+  readonly limits: AdaptiveLimits | undefined;
+  readonly config: PoolConfig;
+  readonly discovery: Discovery;
+  readonly metrics: PoolMetrics;
+  /** Conversation stickiness, when the pool has `affinity: rasa`. */
+  readonly affinity: Affinity | undefined;
+  readonly retryBudget: RetryBudget;
+  /** NLU parse cache, when the pool has `cache`. */
+  readonly cache: ParseCache | undefined;
+  /** reply-from options for this pool's requests (built once: the hot path allocates none). */
+  readonly fromOptions: object;
+}
