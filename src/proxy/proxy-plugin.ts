@@ -145,9 +145,9 @@ function forward(ctx: RequestContext): void {
   reply.from(ctx.dest, opts as never);
 }
 
-function rewriteRequestHeaders(request: FastifyRequest, headers: Record<string, string | string[] | undefined>) {
+function rewriteRequestHeaders(request: FastifyRequest, original: Record<string, string | string[] | undefined>) {
   const ctx = contextOf(request);
-  upstreamRequestHeaders(headers, ctx.body?.length);
+  const headers = upstreamRequestHeaders(original, ctx.body?.length);
   const forwardedFor = headers['x-forwarded-for'];
   const ip = request.ip;
   headers['x-forwarded-for'] = forwardedFor ? `${forwardedFor}, ${ip}` : ip;
