@@ -75,6 +75,29 @@ test('a 500-returning pod is ejected, its work goes elsewhere, and it returns wh
   });
 });
 
+test('a retried request that runs into its deadline is answered and counted once (the first attempt\'s timer ends with it)', async () => {
+  const hung = await h.pod({ name: 'retry-hang', slots: 4 });
+  hung.mode = 'hang';
+  const dead = await h.pod({ name: 'retry-dead' });
+  const deadUrl = dead.url;
+  await dead.close();
+  const gw = await h.gateway({
+    // Round-robin starts at the refused pod: every request is retried onto the hanging one.
+    pools: { rasa: { endpoints: [deadUrl, hung.url], balancer: 'round-robin', slotsPerEndpoint: 4, ejection: { consecutiveFailures: 0 }, retry: { budgetPercent: 100, minPerSecond: 100 } } },
+    routes: [{ prefix: '/', pool: 'rasa', deadlineMs: 300 }],
+  });
+  const results = await Promise.all(Array.from({ length: 4 }, (_, i) => post<ErrorBody>(`${gw.publicUrl}/model/parse`, { text: `d${i}` })));
+  for (const r of results) assert.equal(r.body.error.code, 'DEADLINE_EXCEEDED', r.text);
+  await settled(gw.adminUrl);
+  const scrape = (await get(`${gw.adminUrl}/metrics`)).text;
+  const retried = metricValue(scrape, 'gateway_retries_total', { pool: 'rasa', reason: 'refused' }) ?? 0;
+  assert.ok(retried >= 2, `attempts retried after a refusal: ${retried}`);
+  // One answer per request; a first attempt's timer left running fired a second DEADLINE_EXCEEDED.
+  assert.equal(metricValue(scrape, 'gateway_upstream_failures_total', { pool: 'rasa', reason: 'DEADLINE_EXCEEDED' }), 4);
+  assert.equal(metricValue(scrape, 'gateway_requests_total', { pool: 'rasa', code: '504' }), 4);
+  assert.equal(metricValue(scrape, 'gateway_internal_errors_total', { pool: 'rasa', stage: 'proxy' }), undefined);
+});
+
 test('a hanging pod costs each request at most its deadline and is ejected', async () => {
   const good = await h.pod({ name: 'hang-good', slots: 4, serviceTimeMs: 5 });
   const hung = await h.pod({ name: 'hang-bad', slots: 4 });
