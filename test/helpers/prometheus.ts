@@ -6,8 +6,8 @@
  *
  * The process runs under a small shell watchdog holding the read end of a pipe from this process: when
  * that pipe closes (stop(), or this process dying in any way, SIGKILL included) the watchdog stops
- * Prometheus, so a failing or killed test leaves no Prometheus behind. stop() also kills the whole
- * process group if Prometheus does not exit in time.
+ * Prometheus and removes its files, so a failing or killed test leaves nothing behind. stop() also
+ * kills the whole process group if Prometheus does not exit in time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,8 +29,11 @@ export interface Sample {
   readonly value: number;
 }
 
-/** Runs Prometheus; on exit the shell stops it when its stdin (fd 3 here) reaches end of file. */
-const WATCHDOG = ['exec 3<&0', '"$@" 3<&- </dev/null &', 'p=$!', '(read -r _ <&3; kill -TERM "$p" 2>/dev/null) &', 'wait "$p"'].join('\n');
+/**
+ * `sh -c WATCHDOG name DIR prometheus ARGS...`: runs Prometheus, stops it when the shell's stdin (kept
+ * as fd 3) reaches end of file, and removes DIR once it exited.
+ */
+const WATCHDOG = ['dir=$1; shift', 'exec 3<&0', '"$@" 3<&- </dev/null &', 'p=$!', '(read -r _ <&3; kill -TERM "$p" 2>/dev/null) &', 'wait "$p"', 'rm -rf -- "$dir"'].join('\n');
 
 export class Prometheus {
   private exited: Promise<void>;
@@ -66,7 +69,7 @@ export class Prometheus {
       writeFileSync(join(dir, 'prometheus.yml'), yaml(config));
       const address = `127.0.0.1:${await freePort()}`;
       const args = [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=${address}`, '--log.level=warn'];
-      const child = spawn('sh', ['-c', WATCHDOG, 'prometheus-watchdog', binary, ...args], { stdio: ['pipe', 'ignore', 'pipe'], detached: true });
+      const child = spawn('sh', ['-c', WATCHDOG, 'prometheus-watchdog', dir, binary, ...args], { stdio: ['pipe', 'ignore', 'pipe'], detached: true });
       const prom = new Prometheus(`http://${address}`, targets, child, dir);
       try {
         await prom.ready();
