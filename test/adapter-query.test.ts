@@ -14,11 +14,12 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { parse as parseYaml, parseAllDocuments, stringify as yaml } from 'yaml';
+import { freePort } from '../bench/lib/procs.js';
 import type { RasaPod } from '../src/emulator/rasa-pod.js';
 import { debugPools, Harness, post, settled, waitFor } from './helpers/harness.js';
 import { tools } from './helpers/kube-tools.js';
 import { startGateway, writeConfig, type Started } from './helpers/process.js';
-import { freePort, Prometheus, type Sample } from './helpers/prometheus.js';
+import { Prometheus, type Sample } from './helpers/prometheus.js';
 
 const NAMESPACE = 'rasa';
 const POOLS = ['nlu', 'dialog'] as const;
