@@ -227,7 +227,7 @@ function put(values: Values, name: string, pool: string, value: number): void {
   values.get(name)!.set(pool, value);
 }
 
-function get(values: Values, name: string, pool: string): number {
+function valueFor(values: Values, name: string, pool: string): number {
   const v = values.get(name)?.get(pool);
   assert.ok(v !== undefined, `${name} was evaluated for pool ${pool} (have ${[...values.keys()].join(', ')})`);
   return v;
@@ -320,11 +320,11 @@ async function heldBy(namespace: string | undefined): Promise<Record<string, num
 test('idle: every adapter rule and KEDA trigger answers one series per pool, demand and queue wait 0; the HPAs ask only for served metrics', async () => {
   const { adapter, keda } = await evaluateAll(KEDA_RENDERS);
   for (const pool of POOLS) {
-    assert.equal(get(adapter, DEMAND, pool), 0, `${DEMAND}{pool="${pool}"} idle`);
-    assert.equal(get(adapter, QUEUE_WAIT, pool), 0, `${QUEUE_WAIT}{pool="${pool}"} idle`);
+    assert.equal(valueFor(adapter, DEMAND, pool), 0, `${DEMAND}{pool="${pool}"} idle`);
+    assert.equal(valueFor(adapter, QUEUE_WAIT, pool), 0, `${QUEUE_WAIT}{pool="${pool}"} idle`);
     for (const [label, values] of keda) {
-      assert.equal(get(values, 'demand', pool), 0, `KEDA demand (${label}) of ${pool} idle`);
-      assert.equal(get(values, 'queue-wait-p95', pool), 0, `KEDA queue-wait-p95 (${label}) of ${pool} idle`);
+      assert.equal(valueFor(values, 'demand', pool), 0, `KEDA demand (${label}) of ${pool} idle`);
+      assert.equal(valueFor(values, 'queue-wait-p95', pool), 0, `KEDA queue-wait-p95 (${label}) of ${pool} idle`);
     }
   }
   for (const m of hpaMetrics()) {
@@ -354,10 +354,10 @@ test('held load: demand = in flight + queued of the pool summed over both replic
 
   const { adapter, keda } = await evaluateAll(KEDA_RENDERS);
   for (const pool of POOLS) {
-    assert.equal(get(adapter, DEMAND, pool), inNamespace[pool], `${DEMAND}{pool="${pool}"}: both replicas of ${NAMESPACE}, nothing from elsewhere`);
-    assert.equal(get(keda.get('namespace-scoped')!, 'demand', pool), inNamespace[pool], `KEDA demand of ${pool} with extraLabelMatchers`);
+    assert.equal(valueFor(adapter, DEMAND, pool), inNamespace[pool], `${DEMAND}{pool="${pool}"}: both replicas of ${NAMESPACE}, nothing from elsewhere`);
+    assert.equal(valueFor(keda.get('namespace-scoped')!, 'demand', pool), inNamespace[pool], `KEDA demand of ${pool} with extraLabelMatchers`);
     // Documented in the chart's values: without extraLabelMatchers KEDA counts every gateway Prometheus scrapes.
-    assert.equal(get(keda.get('defaults')!, 'demand', pool), everywhere[pool], `KEDA demand of ${pool} with the chart's defaults`);
+    assert.equal(valueFor(keda.get('defaults')!, 'demand', pool), everywhere[pool], `KEDA demand of ${pool} with the chart's defaults`);
   }
   assert.deepEqual(await heldBy(NAMESPACE), inNamespace, 'the load did not move while Prometheus scraped');
 
@@ -368,8 +368,8 @@ test('held load: demand = in flight + queued of the pool summed over both replic
   for (const r of REPLICAS) await settled(gateway(r).adminUrl);
   const idle = await evaluateAll(KEDA_RENDERS);
   for (const pool of POOLS) {
-    assert.equal(get(idle.adapter, DEMAND, pool), 0, `${DEMAND}{pool="${pool}"} back to 0`);
-    for (const [label, values] of idle.keda) assert.equal(get(values, 'demand', pool), 0, `KEDA demand (${label}) of ${pool} back to 0`);
+    assert.equal(valueFor(idle.adapter, DEMAND, pool), 0, `${DEMAND}{pool="${pool}"} back to 0`);
+    for (const [label, values] of idle.keda) assert.equal(valueFor(values, 'demand', pool), 0, `KEDA demand (${label}) of ${pool} back to 0`);
   }
 });
 
@@ -380,11 +380,11 @@ test("queue wait p95: each pool's own, highest where requests queued on both rep
   assert.deepEqual(new Set(statuses), new Set([200]));
   const { adapter, keda } = await evaluateAll(KEDA_RENDERS.slice(0, 1));
   const scoped = keda.get('namespace-scoped')!;
-  const nlu = get(adapter, QUEUE_WAIT, 'nlu');
+  const nlu = valueFor(adapter, QUEUE_WAIT, 'nlu');
   assert.ok(nlu > 0, `${QUEUE_WAIT}{pool="nlu"} > 0`);
-  assert.ok(get(adapter, QUEUE_WAIT, 'dialog') < nlu, `${QUEUE_WAIT}{pool="dialog"} is dialog's own (its requests found free slots), below nlu's ${nlu}`);
+  assert.ok(valueFor(adapter, QUEUE_WAIT, 'dialog') < nlu, `${QUEUE_WAIT}{pool="dialog"} is dialog's own (its requests found free slots), below nlu's ${nlu}`);
   for (const pool of POOLS) {
-    assert.equal(get(scoped, 'queue-wait-p95', pool), get(adapter, QUEUE_WAIT, pool), `KEDA queue-wait-p95 of ${pool} = the adapter's`);
-    assert.equal(get(adapter, DEMAND, pool), 0, `${DEMAND}{pool="${pool}"}: every request was answered`);
+    assert.equal(valueFor(scoped, 'queue-wait-p95', pool), valueFor(adapter, QUEUE_WAIT, pool), `KEDA queue-wait-p95 of ${pool} = the adapter's`);
+    assert.equal(valueFor(adapter, DEMAND, pool), 0, `${DEMAND}{pool="${pool}"}: every request was answered`);
   }
 });
