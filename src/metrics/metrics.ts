@@ -27,6 +27,7 @@ export class PoolMetrics {
   ) {
     this.duration = metrics.requestDuration.labels(pool);
     this.queueWait = metrics.queueWait.labels(pool);
+    metrics.queueWait.zero({ pool }); // the adapter serves the queue-wait metric only once its series exist
   }
 
   request(status: number): void {
