@@ -63,3 +63,25 @@ test('membership: suspect when the link drops, dead after deadAfterMs; quorum la
   assert.equal(m.linkUp(b, 'inc-2', 3100), true, 'a new incarnation is a restart');
   assert.deepEqual(m.evaluate(3100), [[b, 'alive']]);
 });
+
+test('cluster config: defaults, advertise from POD_IP, and errors that name the field', async () => {
+  const { validateConfig, ConfigError } = await import('../src/config.js');
+  const pools = { p: { endpoints: ['http://10.0.0.5:5005'] } };
+  const doc = (cluster: unknown) => ({ pools, cluster });
+  assert.equal(validateConfig({ pools }).cluster, undefined, 'no cluster section: no cluster');
+  const c = validateConfig(doc({ peers: ['http://10.1.2.3:9095', 'http://10.1.2.4:9095'] }), { POD_IP: '10.1.2.3' }).cluster;
+  assert.deepEqual(c, { listen: { host: '0.0.0.0', port: 9095 }, advertise: 'http://10.1.2.3:9095', peers: ['http://10.1.2.3:9095', 'http://10.1.2.4:9095'], heartbeatMs: 250, deadAfterMs: 2000 });
+  const k = validateConfig(doc({ kubernetes: { service: 'gw-cluster', port: 'cluster' } }), { POD_IP: '10.1.2.3', POD_NAMESPACE: 'rasa' }).cluster;
+  assert.deepEqual(k?.kubernetes, { namespace: 'rasa', service: 'gw-cluster', port: 'cluster', leaseDurationSeconds: 5 });
+  const refused = (cluster: unknown, field: string, env: NodeJS.ProcessEnv = { POD_IP: '10.1.2.3' }) =>
+    assert.throws(() => validateConfig(doc(cluster), env), (err: unknown) => err instanceof ConfigError && err.field === field, field);
+  refused({}, 'cluster');
+  refused({ peers: ['http://10.1.2.3:9095'], kubernetes: { service: 's', port: 1 } }, 'cluster');
+  refused({ peers: ['http://10.1.2.4:9095'] }, 'cluster.peers');
+  refused({ peers: ['http://10.1.2.4:9095'], advertise: 'http://10.1.2.3:9095' }, 'cluster.advertise');
+  refused({ peers: ['ftp://x:1'] }, 'cluster.peers[0]');
+  refused({ peers: ['http://10.1.2.3:9095'], heartbeatMs: 1000 }, 'cluster.deadAfterMs');
+  refused({ peers: ['http://10.1.2.3:9095'], listen: { port: 0 } }, 'cluster.listen.port');
+  refused({ peers: ['http://10.1.2.3:9095'], gossip: true }, 'cluster.gossip');
+  refused({ kubernetes: { service: 's' } }, 'cluster.kubernetes.port');
+});
