@@ -14,6 +14,7 @@ import type { BenchOptions, Prepared, Scenario } from './lib/scenario.js';
 import { autoscale } from './scenarios/autoscale.js';
 import { burst } from './scenarios/burst.js';
 import { cache } from './scenarios/cache.js';
+import { cluster } from './scenarios/cluster.js';
 import { mixed } from './scenarios/mixed.js';
 import { overhead } from './scenarios/overhead.js';
 import { replicas } from './scenarios/replicas.js';
@@ -21,7 +22,7 @@ import { soak } from './scenarios/soak.js';
 import { study } from './scenarios/study.js';
 import { widgets } from './scenarios/widgets.js';
 
-const scenarios: readonly Scenario[] = [burst, study, mixed, overhead, replicas, cache, soak, autoscale, widgets];
+const scenarios: readonly Scenario[] = [burst, study, mixed, overhead, replicas, cache, soak, autoscale, widgets, cluster];
 
 const usage = `Usage: npm run bench -- <scenario...|all> [options]
 

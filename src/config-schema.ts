@@ -207,6 +207,40 @@ export const poolSchema = section(
   false,
 );
 
+/** Replica-to-replica traffic (src/cluster/): who the peers are, how fast a lost one is noticed. */
+export const clusterSchema = section(
+  {
+    listen: listenSchema(9095, 'the cluster listener (replica-to-replica traffic; keep it internal); a fixed port, peers dial it'),
+    advertise: Type.Optional(text('how peers reach this replica, e.g. http://10.1.2.3:9095; absent: http://$POD_IP:<listen port>, else the hostname')),
+    peers: Type.Optional(
+      Type.Array(text('a replica, e.g. http://10.1.2.3:9095'), {
+        minItems: 1,
+        must: 'be a non-empty list of URLs such as http://10.1.2.3:9095',
+        description: 'static membership: every replica\'s advertise URL, this one included (this or `kubernetes`)',
+      }),
+    ),
+    kubernetes: Type.Optional(
+      section(
+        {
+          namespace: Type.Optional(text("namespace of the Service; absent: POD_NAMESPACE (the gateway's own), else `default`")),
+          service: text("the gateway's own headless Service; its EndpointSlices list the replicas"),
+          port: Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1, maximum: 65535 })], {
+            description: 'the cluster port: a Service port name (e.g. `cluster`) or a number',
+            must: 'be a port name such as cluster or a number from 1 to 65535',
+          }),
+          leaseDurationSeconds: int(1, 3600, 'per pool, a Lease elects the scheduler; a crashed scheduler is replaced after this long', 5),
+        },
+        'Kubernetes membership: the replicas from the EndpointSlices of a headless Service, one scheduler per pool by Lease (this or `peers`)',
+        false,
+      ),
+    ),
+    heartbeatMs: int(10, 60_000, 'how often each replica sends a heartbeat on every link', 250),
+    deadAfterMs: int(40, 600_000, 'a peer not heard from for this long is dead; at least 4 x heartbeatMs', 2000),
+  },
+  'replicas share one queue per pool (see Replicas and the cluster); absent: this replica works alone',
+  false,
+);
+
 export const httpMethods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 
 export const routeSchema = section(
@@ -252,6 +286,7 @@ export const gatewaySchema = section(
       keyMust: 'pool names use letters, digits, - and _ (they become metric labels)',
       description: 'the upstream pools by name',
     }),
+    cluster: Type.Optional(clusterSchema),
     routes: Type.Optional(
       Type.Array(routeSchema, {
         minItems: 1,

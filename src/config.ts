@@ -14,7 +14,9 @@ import { parseArgs } from 'node:util';
 import { type TSchema } from '@sinclair/typebox';
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
+import { hostname } from 'node:os';
 import {
+  type clusterSchema,
   ejectionSchema,
   gatewaySchema,
   balancerNames,
@@ -62,6 +64,19 @@ export type OrderingMode = 'webhooks' | 'all' | 'none';
 /** Pod-deletion-cost writer (src/scale-in/deletion-cost.ts); `kubernetes:` pools only. */
 export type DeletionCostConfig = Section<typeof deletionCostSchema>;
 export type LimitsConfig = Section<typeof limitsSchema>;
+
+/** Replica-to-replica membership and transport (src/cluster/); advertise resolved, URLs normalised. */
+export interface ClusterConfig {
+  readonly listen: ListenConfig;
+  /** This replica's advertise URL (`http://host:port`): its identity in the cluster. */
+  readonly advertise: string;
+  /** Static membership, self included (this or `kubernetes`). */
+  readonly peers?: readonly string[];
+  /** Membership from the gateway's own headless Service; one Lease per pool elects its scheduler. */
+  readonly kubernetes?: { readonly namespace: string; readonly service: string; readonly port: string | number; readonly leaseDurationSeconds: number };
+  readonly heartbeatMs: number;
+  readonly deadAfterMs: number;
+}
 
 export interface PoolConfig {
   readonly name: string;
@@ -118,6 +133,8 @@ export interface GatewayConfig {
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   readonly pools: Readonly<Record<string, PoolConfig>>;
   readonly routes: readonly RouteConfig[];
+  /** Replicas sharing one queue per pool; absent: this replica works alone. */
+  readonly cluster?: ClusterConfig;
 }
 
 export class ConfigError extends Error {
@@ -340,6 +357,46 @@ function pool(name: string, p: PoolDocument, given: Obj, path: string, env: Node
   };
 }
 
+/** A replica's URL as peers dial it: `http://host:port`, nothing else. */
+function peerUrl(text: string, path: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(path, `must be a URL such as http://10.1.2.3:9095 (got ${describe(text)})`);
+  }
+  if (url.protocol !== 'http:' || url.pathname !== '/' || url.search || url.username || url.hash) {
+    throw new ConfigError(path, `must be http://host:port with nothing after the port (got ${describe(text)})`);
+  }
+  return url.origin;
+}
+
+/** One membership source; advertise defaults to POD_IP (else the hostname) and the listen port; a static list names this replica. */
+function cluster(c: Section<typeof clusterSchema>, env: NodeJS.ProcessEnv): ClusterConfig {
+  if ((c.peers === undefined) === (c.kubernetes === undefined)) {
+    throw new ConfigError('cluster', 'needs exactly one membership source: `peers: [http://host:port, ...]` (self included) or `kubernetes: { namespace, service, port }`');
+  }
+  if (c.listen.port === 0) throw new ConfigError('cluster.listen.port', 'must be a fixed port from 1 to 65535: peers dial it (got 0)');
+  if (c.deadAfterMs < 4 * c.heartbeatMs) {
+    throw new ConfigError('cluster.deadAfterMs', `must be at least 4 x heartbeatMs (${4 * c.heartbeatMs}), so that a live peer is never declared dead between two heartbeats (got ${c.deadAfterMs})`);
+  }
+  const host = env.POD_IP ? (env.POD_IP.includes(':') ? `[${env.POD_IP}]` : env.POD_IP) : hostname();
+  const advertise = peerUrl(c.advertise ?? `http://${host}:${c.listen.port}`, 'cluster.advertise');
+  const peers = c.peers?.map((p, i) => peerUrl(p, `cluster.peers[${i}]`));
+  if (peers && !peers.includes(advertise)) {
+    throw new ConfigError(c.advertise === undefined ? 'cluster.peers' : 'cluster.advertise', `this replica (${advertise}${c.advertise === undefined ? ', from POD_IP or the hostname' : ''}) must be one of cluster.peers (${peers.join(', ')}); list every replica, self included, or set cluster.advertise`);
+  }
+  const k = c.kubernetes;
+  return {
+    listen: c.listen,
+    advertise,
+    ...(peers ? { peers: [...new Set(peers)] } : {}),
+    ...(k ? { kubernetes: { namespace: k.namespace ?? (env.POD_NAMESPACE || 'default'), service: k.service, port: k.port, leaseDurationSeconds: k.leaseDurationSeconds } } : {}),
+    heartbeatMs: c.heartbeatMs,
+    deadAfterMs: c.deadAfterMs,
+  };
+}
+
 function route(r: RouteDocument, path: string, pools: Record<string, PoolConfig>): RouteConfig {
   if (!pools[r.pool]) {
     throw new ConfigError(join(path, 'pool'), `names no pool; defined pools: ${Object.keys(pools).join(', ') || 'none'}`);
@@ -404,6 +461,7 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
     log: d.log,
     pools,
     routes,
+    ...(d.cluster ? { cluster: cluster(d.cluster, env) } : {}),
   };
   return deepFreeze(config);
 }

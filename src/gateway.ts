@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { adminPlugin } from './admin/admin-plugin.js';
 import { Affinity } from './affinity/affinity.js';
+import { createCluster, type Cluster } from './cluster/cluster.js';
 import type { GatewayConfig, PoolConfig } from './config.js';
 import { defaultDiscoveryFactory, type DiscoveryFactory } from './discovery/index.js';
 import { codeForStatus, endWithError, GatewayError, rawErrorResponse, sendError } from './errors.js';
@@ -61,6 +62,8 @@ export class Gateway {
   readonly pools = new Map<string, PoolRuntime>();
   readonly metrics: GatewayMetrics;
   readonly internal: FastifyInstance | undefined;
+  /** The other replicas (config `cluster`); undefined: this replica works alone. */
+  readonly cluster: Cluster | undefined;
   private readonly stoppers: (() => void | Promise<void>)[] = [];
   private readonly starters: (() => void)[] = [];
   private draining = false;
@@ -71,9 +74,11 @@ export class Gateway {
     readonly admin: FastifyInstance,
     internal: FastifyInstance | undefined,
     metrics: GatewayMetrics,
+    cluster: Cluster | undefined,
   ) {
     this.internal = internal;
     this.metrics = metrics;
+    this.cluster = cluster;
   }
 
   static async create(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
@@ -81,7 +86,17 @@ export class Gateway {
     const app = proxyServer(config, metrics);
     const internal = config.internal ? proxyServer(config, metrics) : undefined;
     const admin = Fastify({ logger: false });
-    const gateway = new Gateway(config, app, admin, internal, metrics);
+    const cluster = config.cluster
+      ? await createCluster(config.cluster, {
+          logger: app.log.child({ component: 'cluster' }),
+          metrics: metrics.cluster,
+          ...(deps.now ? { now: deps.now } : {}),
+          ...(deps.random ? { random: deps.random } : {}),
+          ...(deps.kubeConfig ? { kubeConfig: deps.kubeConfig } : {}),
+        })
+      : undefined;
+    if (cluster) metrics.cluster.attach(cluster, Object.keys(config.pools));
+    const gateway = new Gateway(config, app, admin, internal, metrics, cluster);
     const factory = deps.discoveryFactory ?? defaultDiscoveryFactory;
     for (const poolConfig of Object.values(config.pools)) {
       const discovery = await factory(poolConfig, app.log.child({ pool: poolConfig.name }));
@@ -94,7 +109,7 @@ export class Gateway {
       modelFanoutRoutes(internal, { routes, pools: gateway.pools });
       await internal.register(proxyPlugin, { routes, pools: gateway.pools, metrics, accepting, protectRasaRoutes: false, publicRoutes: [] });
     }
-    await admin.register(adminPlugin, { pools: gateway.pools, metrics, notReadyReasons: () => gateway.notReadyReasons() });
+    await admin.register(adminPlugin, { pools: gateway.pools, metrics, notReadyReasons: () => gateway.notReadyReasons(), cluster });
     return gateway;
   }
 
@@ -187,6 +202,7 @@ export class Gateway {
         .catch((err: unknown) => this.app.log.error({ err, pool: runtime.pool.name }, 'discovery failed to start'));
     }
     for (const start of this.starters) start();
+    await this.cluster?.start([...this.pools.keys()]);
     const adminUrl = await this.admin.listen({ host: this.config.admin.host, port: this.config.admin.port });
     const internalUrl = this.internal && this.config.internal ? await this.internal.listen({ host: this.config.internal.host, port: this.config.internal.port, backlog: LISTEN_BACKLOG }) : undefined;
     const publicUrl = await this.app.listen({ host: this.config.listen.host, port: this.config.listen.port, backlog: LISTEN_BACKLOG });
@@ -211,6 +227,7 @@ export class Gateway {
     await Promise.race([Promise.all(proxies.map((p) => p.close())), deadline]);
     clearTimeout(timer);
     for (const runtime of this.pools.values()) runtime.discovery.stop();
+    await this.cluster?.stop(); // after draining: requests holding remote grants finished first
     await Promise.all(this.stoppers.map((stop) => stop()));
     await this.admin.close();
   }

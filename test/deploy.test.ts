@@ -469,14 +469,14 @@ test('helm lint passes with defaults and with every optional feature on', () => 
 test('default render: the gateway, its config, Services, least RBAC and PDB; nothing optional', () => {
   const docs = helmTemplate();
   assertValid(docs);
-  assert.deepEqual(docs.map((d) => d.kind).sort(), ['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'Service', 'ServiceAccount']);
+  assert.deepEqual(docs.map((d) => d.kind).sort(), ['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'Service', 'Service', 'ServiceAccount']);
 
   const dep = one(docs, 'Deployment', RELEASE);
   assert.equal(at(dep, 'spec', 'replicas'), 2);
   const pod = at(dep, 'spec', 'template');
   const c = at(pod, 'spec', 'containers', 0);
   assert.deepEqual(c.args, ['--config', '/etc/rasa-gateway/config.yaml']);
-  assert.deepEqual(c.ports.map((p: Obj) => [p.name, p.containerPort]), [['http', 8080], ['admin', 9090]]);
+  assert.deepEqual(c.ports.map((p: Obj) => [p.name, p.containerPort]), [['http', 8080], ['admin', 9090], ['cluster', 9095]]);
   assert.deepEqual(c.readinessProbe.httpGet, { path: '/readyz', port: 'admin' });
   assert.deepEqual(c.livenessProbe.httpGet, { path: '/healthz', port: 'admin' });
 
@@ -530,8 +530,11 @@ test('default render: the gateway, its config, Services, least RBAC and PDB; not
   assert.deepEqual(at(admin, 'spec', 'ports').map((p: Obj) => [p.name, p.targetPort]), [['admin', 'admin']]);
   for (const svc of [pub, admin]) assert.deepEqual(at(svc, 'spec', 'selector'), at(dep, 'spec', 'selector', 'matchLabels'));
 
-  // RBAC: exactly get/list/watch on endpointslices, bound to the gateway's ServiceAccount.
-  assert.deepEqual(at(one(docs, 'Role'), 'rules'), [{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] }]);
+  // RBAC: exactly get/list/watch on endpointslices and (two replicas: the cluster) get/create/update on leases, bound to the gateway's ServiceAccount.
+  assert.deepEqual(at(one(docs, 'Role'), 'rules'), [
+    { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+  ]);
   const rb = one(docs, 'RoleBinding');
   assert.deepEqual(at(rb, 'subjects'), [{ kind: 'ServiceAccount', name: at(pod, 'spec', 'serviceAccountName'), namespace: NAMESPACE }]);
   assert.equal(at(one(docs, 'ServiceAccount'), 'metadata', 'name'), at(pod, 'spec', 'serviceAccountName'));
@@ -553,7 +556,7 @@ test('the gateway itself accepts every config the chart and the kustomize base r
     assert.deepEqual(Object.keys(config.pools).sort(), ['dialog', 'nlu']);
     const dep = one(docs, 'Deployment');
     const ports = at(dep, 'spec', 'template', 'spec', 'containers', 0, 'ports') as Obj[];
-    assert.deepEqual(ports.map((p) => p.containerPort), [config.listen.port, config.admin.port]);
+    assert.deepEqual(ports.map((p) => p.containerPort), [config.listen.port, config.admin.port, ...(config.cluster ? [config.cluster.listen.port] : [])]);
     const drain = Math.ceil(config.shutdown.drainTimeoutMs / 1000);
     assert.ok(Number(at(dep, 'spec', 'template', 'spec', 'terminationGracePeriodSeconds')) > drain);
   }
@@ -665,6 +668,44 @@ test('other render-time guards: grace period, duplicate autoscaling targets, unk
   r = render(['keda.enabled=true', 'autoscaling.pools.chat.scaleTargetRef.name=x']);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /there is no pool "chat" in config\.pools/);
+});
+
+test('replicaCount 1: no cluster (no cluster Service, port, POD_IP, config section or Lease rule); 3: the cluster on', () => {
+  const alone = helmTemplate(['replicaCount=1']);
+  assertValid(alone);
+  assert.deepEqual(find(alone, 'Service').map((s) => s.metadata.name).sort(), [RELEASE, `${RELEASE}-admin`]);
+  const c1 = at(one(alone, 'Deployment'), 'spec', 'template', 'spec', 'containers', 0);
+  assert.deepEqual(c1.ports.map((p: Obj) => p.name), ['http', 'admin']);
+  assert.ok(!c1.env.some((e: Obj) => e.name === 'POD_IP'));
+  assert.equal(validateConfig(parseYaml(at(one(alone, 'ConfigMap'), 'data', 'config.yaml'))).cluster, undefined);
+  assert.deepEqual(at(one(alone, 'Role'), 'rules'), [{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] }]);
+
+  const docs = helmTemplate(['replicaCount=3']);
+  assertValid(docs);
+  const dep = one(docs, 'Deployment');
+  assert.equal(at(dep, 'spec', 'replicas'), 3);
+  const c = at(dep, 'spec', 'template', 'spec', 'containers', 0);
+  assert.deepEqual(c.env.find((e: Obj) => e.name === 'POD_IP'), { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+  const svc = one(docs, 'Service', `${RELEASE}-cluster`);
+  assert.equal(at(svc, 'spec', 'clusterIP'), 'None', 'headless: one address per replica in its EndpointSlices');
+  assert.equal(at(svc, 'spec', 'publishNotReadyAddresses'), true, 'membership does not follow readiness');
+  assert.deepEqual(at(svc, 'spec', 'selector'), at(dep, 'spec', 'selector', 'matchLabels'));
+  assert.deepEqual(at(svc, 'spec', 'ports').map((p: Obj) => [p.name, p.port, p.targetPort]), [['cluster', 9095, 'cluster']]);
+  assert.ok(c.ports.some((p: Obj) => p.name === 'cluster' && p.containerPort === 9095));
+  const config = validateConfig(parseYaml(at(one(docs, 'ConfigMap'), 'data', 'config.yaml')), { POD_IP: '10.1.2.3' });
+  assert.deepEqual(config.cluster?.kubernetes, { namespace: NAMESPACE, service: `${RELEASE}-cluster`, port: 'cluster', leaseDurationSeconds: 5 });
+  assert.equal(config.cluster?.advertise, 'http://10.1.2.3:9095');
+  assert.deepEqual(at(one(docs, 'Role'), 'rules'), [
+    { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+  ]);
+  // The cluster's Service is the only one selecting on the cluster port; the public and admin Services never expose it.
+  for (const s of find(docs, 'Service').filter((x) => x.metadata.name !== `${RELEASE}-cluster`)) {
+    assert.ok(!(at(s, 'spec', 'ports') as Obj[]).some((p) => p.targetPort === 'cluster'));
+  }
+  // Pools elsewhere: the cluster's own rules stay in the release namespace.
+  const elsewhere = helmTemplate(['replicaCount=3', 'config.pools.nlu.kubernetes.namespace=nlu', 'config.pools.dialog.kubernetes.namespace=nlu']);
+  assert.deepEqual(find(elsewhere, 'Role').map((r) => [r.metadata.namespace, (r.rules as Obj[]).length]).sort(), [['nlu', 1], ['rasa', 2]]);
 });
 
 test('deletionCost.enabled adds exactly pods/patch and leases get/create/update', () => {

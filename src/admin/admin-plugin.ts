@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AdaptiveLimits } from '../admission/adaptive-slots.js';
 import type { Admission } from '../admission/admission.js';
+import type { Cluster } from '../cluster/cluster.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { Backend } from '../pool/backend.js';
 import type { PoolRuntime } from '../proxy/pool-runtime.js';
@@ -18,6 +19,23 @@ export interface AdminOptions {
   readonly notReadyReasons: () => string[];
   /** Tuning for the live status page (GET /, /status.json, /status/events). */
   readonly status?: Pick<StatusOptions, 'sampler' | 'maxStreams'>;
+  /** The other replicas; undefined when this replica works alone. */
+  readonly cluster?: Cluster | undefined;
+}
+
+/**
+ * GET /debug/cluster. A replica without `cluster` is no member of anything: `self` null, no peers,
+ * quorum true (alone it is the whole set) and no scheduler for any pool (it queues locally).
+ */
+export function describeCluster(cluster: Cluster | undefined, pools: Iterable<string>) {
+  const byPool = (scheduler: (pool: string) => string | null) => Object.fromEntries([...pools].map((pool) => [pool, { scheduler: scheduler(pool) }]));
+  if (!cluster) return { self: null, quorum: true, peers: [], pools: byPool(() => null) };
+  return {
+    self: cluster.self,
+    quorum: cluster.hasQuorum(),
+    peers: cluster.peers().map(({ url, state }) => ({ url, state })),
+    pools: byPool((pool) => cluster.schedulerOf(pool)),
+  };
 }
 
 export function describePools(pools: ReadonlyMap<string, PoolRuntime>) {
@@ -75,6 +93,8 @@ export async function adminPlugin(app: FastifyInstance, options: AdminOptions): 
   });
 
   app.get('/debug/pools', async () => describePools(options.pools));
+
+  app.get('/debug/cluster', async () => describeCluster(options.cluster, options.pools.keys()));
 
   await app.register(statusRoutes, { ...options.status, pools: options.pools, metrics: options.metrics });
 }

@@ -8,6 +8,7 @@ import client from 'prom-client';
 import type { Admission } from '../admission/admission.js';
 import type { Affinity } from '../affinity/affinity.js';
 import type { Backend, BackendState } from '../pool/backend.js';
+import { ClusterMetrics } from './cluster-metrics.js';
 
 const backendStates: readonly BackendState[] = ['ready', 'not-ready', 'draining', 'ejected'];
 
@@ -105,6 +106,8 @@ export class GatewayMetrics {
   readonly ejections: client.Counter;
   readonly cacheRequests: client.Counter;
   readonly internalErrors: client.Counter;
+  /** Replica-to-replica traffic and membership (cluster-metrics.ts). */
+  readonly cluster: ClusterMetrics;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
@@ -153,6 +156,7 @@ export class GatewayMetrics {
     this.ejections = counter('gateway_ejections_total', 'Pods taken out of rotation: passive (consecutive failures) or health (failed probes).', ['pool', 'reason']);
     this.cacheRequests = counter('gateway_cache_requests_total', 'Parse requests by cache result: hit, miss (went upstream), coalesced (shared an in-flight request), bypass.', ['pool', 'result']);
     this.internalErrors = counter('gateway_internal_errors_total', 'Requests ended by an exception inside the gateway (answered 500 INTERNAL; the process kept serving), by pool and request-path stage.', ['pool', 'stage']);
+    this.cluster = new ClusterMetrics(this.registry);
     gauge('gateway_cache_entries', 'Answers held in the parse cache.', ['pool'], () => sizes(caches));
     gauge('gateway_sticky_sessions', 'Conversations this replica remembers a pod for.', ['pool'], () => sizes(affinities));
     gauge('gateway_queue_length', 'Requests waiting in the pool queue for a slot.', ['pool'], () => perPool((a) => a.queue.length));

@@ -64,10 +64,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $nss | uniq | sortAlpha | join "," }}
 {{- end }}
 
-{{/* The gateway config as YAML; empty pool namespaces are filled in. */}}
+{{/* "true" when the replicas form a cluster: cluster.enabled true, or auto with more than one replica. */}}
+{{- define "rasa-gateway.clusterEnabled" -}}
+{{- $e := .Values.cluster.enabled | toString }}
+{{- if or (eq $e "true") (and (eq $e "auto") (gt (int .Values.replicaCount) 1)) }}true{{ end }}
+{{- end }}
+
+{{/* The gateway config as YAML; empty pool namespaces are filled in, and the cluster section when the cluster is on. */}}
 {{- define "rasa-gateway.config" -}}
 {{- $root := . }}
 {{- $cfg := deepCopy .Values.config }}
+{{- if and (include "rasa-gateway.clusterEnabled" .) (not (hasKey $cfg "cluster")) }}
+{{- $c := .Values.cluster }}
+{{- $_ := set $cfg "cluster" (dict "listen" (dict "host" "0.0.0.0" "port" (int $c.port)) "kubernetes" (dict "namespace" .Release.Namespace "service" (printf "%s-cluster" (include "rasa-gateway.fullname" .)) "port" "cluster" "leaseDurationSeconds" (int $c.leaseDurationSeconds)) "heartbeatMs" (int $c.heartbeatMs) "deadAfterMs" (int $c.deadAfterMs)) }}
+{{- end }}
 {{- range $name, $pool := $cfg.pools }}
 {{- if $pool.kubernetes }}
 {{- $_ := set $pool.kubernetes "namespace" (include "rasa-gateway.poolNamespace" (dict "root" $root "pool" $pool)) }}
