@@ -22,6 +22,7 @@ import { AdaptiveLimits } from './admission/adaptive-slots.js';
 import { Admission } from './admission/admission.js';
 import { GatewayMetrics, type PoolMetrics } from './metrics/metrics.js';
 import { Pool } from './pool/pool.js';
+import { LocalScheduler } from './scheduling/local-scheduler.js';
 import { DeletionCostWriter } from './scale-in/deletion-cost.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { PoolRuntime } from './proxy/pool-runtime.js';
@@ -129,11 +130,12 @@ export class Gateway {
     let poolMetrics: PoolMetrics | undefined;
     const affinity =
       poolConfig.affinity === 'rasa' ? new Affinity(pool, { ...poolConfig.sessions, onMove: (reason) => poolMetrics?.moved(reason) }) : undefined;
+    const scheduler = new LocalScheduler(admission, affinity, () => poolMetrics?.conversationWait());
     let cache: ParseCache | undefined;
     if (poolConfig.cache) {
       const watcher = new ModelWatcher(pool, poolConfig.rasaAuth, poolConfig.cache.modelPollMs);
       pool.listen({ stateChanged: () => watcher.recompute() });
-      cache = new ParseCache(poolConfig.cache, admission, watcher, poolConfig.rasaAuth, poolConfig.upstreamTimeoutMs);
+      cache = new ParseCache(poolConfig.cache, pool, scheduler, watcher, poolConfig.rasaAuth, poolConfig.upstreamTimeoutMs);
       this.starters.push(() => watcher.start());
       this.stoppers.push(() => watcher.stop());
     }
@@ -169,6 +171,7 @@ export class Gateway {
     return {
       pool,
       admission,
+      scheduler,
       limits,
       config: poolConfig,
       discovery,

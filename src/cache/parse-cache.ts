@@ -14,11 +14,10 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { Lease } from '../admission/lease.js';
-import { Ticket } from '../admission/ticket.js';
+import { ScheduledTicket, type Scheduler } from '../scheduling/scheduler.js';
 import type { CacheConfig } from '../config.js';
 import { GatewayError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
-import type { Admission } from '../admission/admission.js';
 import type { Outcome, Pool } from '../pool/pool.js';
 import { classifyUpstreamError } from '../pool/upstream-failure.js';
 import type { ModelWatcher } from './model-watcher.js';
@@ -45,16 +44,15 @@ export interface ParseRequest {
 export class ParseCache {
   private readonly entries: LRUCache<string, Answer>;
   private readonly flights = new Map<string, Promise<Answer>>();
-  private readonly pool: Pool;
 
   constructor(
     config: CacheConfig,
-    private readonly admission: Admission,
+    private readonly pool: Pool,
+    private readonly scheduler: Scheduler,
     private readonly models: ModelWatcher,
     private readonly auth: RasaAuth,
     private readonly upstreamTimeoutMs: number,
   ) {
-    this.pool = admission.pool;
     this.entries = new LRUCache<string, Answer>({
       max: config.maxEntries,
       maxSize: config.maxBytes,
@@ -88,7 +86,7 @@ export class ParseCache {
     const answer = new Promise<Answer>((resolve, reject) => {
       const ticket = new FlightTicket(this, req, resolve, reject);
       ticket.deadlineMs = req.deadlineMs;
-      this.admission.admit(ticket);
+      this.scheduler.admit(ticket);
     }).then((a) => {
       if (a.status === 200 && this.models.modelOf(this.pool.get(a.pod) as Backend) === model) this.entries.set(key, a);
       return a;
@@ -99,7 +97,7 @@ export class ParseCache {
   }
 
   /** One upstream attempt on the leased pod; the lease is released whatever happens. */
-  async run(lease: Lease, req: ParseRequest): Promise<Answer> {
+  async run(ticket: ScheduledTicket, lease: Lease, req: ParseRequest): Promise<Answer> {
     const backend = lease.backend;
     const started = this.pool.now();
     let outcome: Outcome = 'gateway-error';
@@ -122,11 +120,13 @@ export class ParseCache {
       throw failure.error;
     } finally {
       lease.release(outcome, this.pool.now() - started);
+      this.scheduler.finish(ticket);
     }
   }
 }
 
-class FlightTicket extends Ticket {
+/** A parse the cache sends upstream for everyone waiting on its answer: unkeyed, so it never waits for a turn. */
+class FlightTicket extends ScheduledTicket {
   constructor(
     private readonly cache: ParseCache,
     private readonly req: ParseRequest,
@@ -137,12 +137,14 @@ class FlightTicket extends Ticket {
   }
 
   override onGranted(): void {
-    this.cache.run(this.lease as Lease, this.req).then(this.resolve, this.reject);
+    this.cache.run(this, this.lease as Lease, this.req).then(this.resolve, this.reject);
   }
 
   override onRejected(error: GatewayError): void {
     this.reject(error);
   }
+
+  override onTurn(): void {}
 }
 
 /** The parse request's content that decides the answer: body minus `message_id`, query minus `token`. */

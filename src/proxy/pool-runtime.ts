@@ -6,6 +6,7 @@ import type { PoolMetrics } from '../metrics/metrics.js';
 import type { Admission } from '../admission/admission.js';
 import type { AdaptiveLimits } from '../admission/adaptive-slots.js';
 import type { Pool } from '../pool/pool.js';
+import type { Scheduler } from '../scheduling/scheduler.js';
 import type { RetryBudget } from './retry-budget.js';
 import type { ParseCache } from '../cache/parse-cache.js';
 
@@ -13,6 +14,8 @@ export interface PoolRuntime {
   readonly pool: Pool;
   /** Where the pool's requests take and give back slots. */
   readonly admission: Admission;
+  /** Where its requests get their conversation's turn and their slot (this replica's queue, or the cluster's). */
+  readonly scheduler: Scheduler;
   /** Learned service times and slots, when the pool learns them (`auto`, or completion-aware dispatch). */
   readonly limits: AdaptiveLimits | undefined;
   readonly config: PoolConfig;

@@ -106,7 +106,7 @@ function onError(reply: FastifyReply, { error }: { error: Error }): void {
 
 /** Sends the request to another pod if the policy, the budget and the deadline allow; see retry-policy.ts. */
 function retry(ctx: RequestContext, reason: RetryReason): boolean {
-  const { pool, admission, affinity, retryBudget, metrics } = ctx.runtime;
+  const { pool, scheduler, retryBudget, metrics } = ctx.runtime;
   const failed = ctx.backend;
   if (ctx.attempts > 1 || ctx.closed || !failed) return false;
   if (pool.now() >= ctx.deadlineMs) return false;
@@ -120,9 +120,8 @@ function retry(ctx: RequestContext, reason: RetryReason): boolean {
   ctx.outcome = 'ok';
   ctx.firstByteMs = 0;
   ctx.continue = () => forward(ctx);
-  if (ctx.conversationKey !== undefined && affinity) ctx.target = affinity.backendFor(ctx.conversationKey);
   ctx.stage = 'admit';
-  admission.admit(ctx);
+  scheduler.admitAgain(ctx);
   return true;
 }
 
@@ -202,43 +201,28 @@ function dispatch(ctx: RequestContext): void {
   admitByKey(ctx);
 }
 
-/** Admission: keyed requests wait for their conversation's turn and pod; the rest for any slot. */
+/**
+ * The conversation key (sticky pools), then scheduling: keyed requests wait for their conversation's
+ * turn (when ordered) and a slot on its pod, the rest for any slot (see scheduling/scheduler.ts).
+ */
 function admitByKey(ctx: RequestContext): void {
-  const { admission, affinity, config, metrics } = ctx.runtime;
+  const { scheduler, affinity, config, metrics } = ctx.runtime;
   const { rasa } = ctx;
   ctx.stage = 'key';
   if (affinity && rasa.kind === 'webhook') {
     const sender = senderOf(ctx.body ?? Buffer.alloc(0));
     if ('key' in sender) {
-      admitConversation(ctx, sender.key, config.ordering !== 'none');
-      return;
+      ctx.conversationKey = sender.key;
+      ctx.ordered = config.ordering !== 'none';
+    } else {
+      metrics.unkeyed(sender.unkeyed);
     }
-    metrics.unkeyed(sender.unkeyed);
   } else if (affinity && rasa.kind === 'conversation') {
-    admitConversation(ctx, rasa.conversationId as string, config.ordering === 'all');
-    return;
+    ctx.conversationKey = rasa.conversationId as string;
+    ctx.ordered = config.ordering === 'all';
   }
-  ctx.stage = 'admit';
-  admission.admit(ctx);
-}
-
-/** A keyed request: wait for the conversation's turn (ordering), then for a slot on its pod. */
-function admitConversation(ctx: RequestContext, key: string, ordered: boolean): void {
-  const { admission, affinity, metrics } = ctx.runtime;
-  ctx.conversationKey = key;
-  if (ordered) {
-    ctx.stage = 'turn';
-    const waitIn = affinity!.gate.enter(key);
-    if (waitIn) {
-      metrics.conversationWait();
-      admission.queue.park(ctx, waitIn);
-      return;
-    }
-    ctx.holdsTurn = true;
-  }
-  ctx.stage = 'admit';
-  ctx.target = affinity!.backendFor(key);
-  admission.admit(ctx);
+  ctx.stage = ctx.ordered ? 'turn' : 'admit';
+  scheduler.admit(ctx);
 }
 
 export async function proxyPlugin(app: FastifyInstance, options: ProxyOptions): Promise<void> {

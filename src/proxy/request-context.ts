@@ -9,7 +9,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
-import { Ticket } from '../admission/ticket.js';
+import { ScheduledTicket } from '../scheduling/scheduler.js';
 import { codeForStatus, GatewayError, sendError } from '../errors.js';
 import { bodyError } from './body.js';
 import type { Backend } from '../pool/backend.js';
@@ -36,7 +36,7 @@ const unclassified: RasaRoute = { kind: 'other', idempotent: false };
 /** The steps of the request path, as `gateway_internal_errors_total{stage}` names them. */
 export type Stage = 'route' | 'protect' | 'body' | 'key' | 'cache' | 'turn' | 'admit' | 'proxy' | 'response' | 'socketio' | 'release';
 
-export class RequestContext extends Ticket {
+export class RequestContext extends ScheduledTicket {
   /** Continues the fastify lifecycle once a slot is granted (the preHandler's `done`). */
   continue: (() => void) | undefined = undefined;
   /** The step the request is in: what an exception is counted against. */
@@ -48,10 +48,6 @@ export class RequestContext extends Ticket {
   closed = false;
   /** What Rasa route this is: where its conversation key is, whether a retry is safe. */
   rasa: RasaRoute = unclassified;
-  /** The conversation this request belongs to (sticky pools). */
-  conversationKey: string | undefined = undefined;
-  /** Whether this request holds its conversation's turn (ordering) and must pass it on when done. */
-  holdsTurn = false;
   /** socket.io traffic holds no slot: long polls and websockets are waits, not work. */
   socket = false;
   /** A socket.io handshake, whose open packet gets the pod token. */
@@ -89,9 +85,8 @@ export class RequestContext extends Ticket {
     guard(this, 'admit', granted);
   }
 
-  override repin(): Backend | undefined {
-    const { affinity } = this.runtime;
-    return this.conversationKey !== undefined && affinity ? affinity.backendFor(this.conversationKey) : undefined;
+  override onTurn(): void {
+    guard(this, 'turn', admitWithTurn);
   }
 
   override onRejected(error: GatewayError): void {
@@ -187,12 +182,11 @@ export class RequestContext extends Ticket {
     if (this.closed) return;
     this.closed = true;
     this.clearDeadline();
-    const { pool, admission, metrics } = this.runtime;
+    const { pool, scheduler, metrics } = this.runtime;
     const now = pool.now();
-    if (this.state === 'queued') admission.cancel(this);
     // A pod still working on it keeps the slot until it answers (see upstream-dispatcher.ts).
     if (!this.upstreamPending) this.endAttempt();
-    if (this.holdsTurn) passTurn(this);
+    scheduler.finish(this);
     if (this.socket) return;
     const res = this.reply.raw;
     metrics.request(res.writableFinished ? res.statusCode : CLIENT_CLOSED);
@@ -239,22 +233,10 @@ function granted(ctx: RequestContext): void {
   next?.();
 }
 
-/** Hands the conversation's turn to its next waiting request, which then goes through admission. */
-function passTurn(ctx: RequestContext): void {
-  ctx.holdsTurn = false;
-  const { affinity, admission } = ctx.runtime;
-  const key = ctx.conversationKey as string;
-  const next = affinity?.gate.leave(key) as RequestContext | undefined;
-  if (!next) return;
-  admission.queue.unpark(next);
-  next.holdsTurn = true;
-  guard(next, 'turn', admitWithTurn);
-}
-
+/** The conversation's turn came: on to a slot. */
 function admitWithTurn(ctx: RequestContext): void {
-  ctx.target = ctx.runtime.affinity?.backendFor(ctx.conversationKey as string);
   ctx.stage = 'admit';
-  ctx.runtime.admission.admit(ctx);
+  ctx.runtime.scheduler.admitAgain(ctx);
 }
 
 function onDeadline(ctx: RequestContext): void {

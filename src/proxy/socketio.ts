@@ -80,8 +80,8 @@ export function routeSocket(ctx: RequestContext): void {
 function learnSessions(ctx: RequestContext): void {
   const body = ctx.body as Buffer;
   ctx.request.body = Readable.from([body]);
-  const affinity = ctx.runtime.affinity!;
-  for (const id of sessionIdsIn(body.toString('utf8'))) affinity.remember(id, ctx.backend as Backend);
+  const { scheduler } = ctx.runtime;
+  for (const id of sessionIdsIn(body.toString('utf8'))) scheduler.remember(id, ctx.backend as Backend);
   proceed(ctx);
 }
 
@@ -115,8 +115,8 @@ export function onSocketFrame(
   } catch {
     return; // new URL threw on a target it cannot parse (e.g. `ws://[`): such a url names no pod
   }
-  for (const { pool, affinity } of pools.values()) {
+  for (const { pool, affinity, scheduler } of pools.values()) {
     const backend = affinity ? pool.get(origin) : undefined;
-    if (backend) for (const id of ids) affinity!.remember(id, backend);
+    if (backend) for (const id of ids) scheduler.remember(id, backend);
   }
 }
