@@ -22,6 +22,7 @@ import { AdaptiveLimits } from './admission/adaptive-slots.js';
 import { Admission } from './admission/admission.js';
 import { GatewayMetrics, type PoolMetrics } from './metrics/metrics.js';
 import { Pool } from './pool/pool.js';
+import { attachClusterScheduling, ClusterScheduler } from './scheduling/cluster-scheduler.js';
 import { LocalScheduler } from './scheduling/local-scheduler.js';
 import { DeletionCostWriter } from './scale-in/deletion-cost.js';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -61,6 +62,8 @@ export interface GatewayUrls {
 
 export class Gateway {
   readonly pools = new Map<string, PoolRuntime>();
+  /** Each pool's scheduling across replicas, when the cluster is on. */
+  private readonly clusterSchedulers = new Map<string, ClusterScheduler>();
   readonly metrics: GatewayMetrics;
   readonly internal: FastifyInstance | undefined;
   /** The other replicas (config `cluster`); undefined: this replica works alone. */
@@ -130,7 +133,9 @@ export class Gateway {
     let poolMetrics: PoolMetrics | undefined;
     const affinity =
       poolConfig.affinity === 'rasa' ? new Affinity(pool, { ...poolConfig.sessions, onMove: (reason) => poolMetrics?.moved(reason) }) : undefined;
-    const scheduler = new LocalScheduler(admission, affinity, () => poolMetrics?.conversationWait());
+    const local = new LocalScheduler(admission, affinity, () => poolMetrics?.conversationWait());
+    const scheduler = this.cluster ? new ClusterScheduler(poolConfig.name, this.cluster, local, admission, affinity) : local;
+    if (scheduler instanceof ClusterScheduler) this.clusterSchedulers.set(poolConfig.name, scheduler);
     let cache: ParseCache | undefined;
     if (poolConfig.cache) {
       const watcher = new ModelWatcher(pool, poolConfig.rasaAuth, poolConfig.cache.modelPollMs);
@@ -205,7 +210,10 @@ export class Gateway {
         .catch((err: unknown) => this.app.log.error({ err, pool: runtime.pool.name }, 'discovery failed to start'));
     }
     for (const start of this.starters) start();
-    await this.cluster?.start([...this.pools.keys()]);
+    if (this.cluster && this.config.cluster) {
+      this.stoppers.push(attachClusterScheduling(this.cluster, this.clusterSchedulers, this.config.cluster.heartbeatMs));
+      await this.cluster.start([...this.pools.keys()]);
+    }
     const adminUrl = await this.admin.listen({ host: this.config.admin.host, port: this.config.admin.port });
     const internalUrl = this.internal && this.config.internal ? await this.internal.listen({ host: this.config.internal.host, port: this.config.internal.port, backlog: LISTEN_BACKLOG }) : undefined;
     const publicUrl = await this.app.listen({ host: this.config.listen.host, port: this.config.listen.port, backlog: LISTEN_BACKLOG });

@@ -36,6 +36,18 @@ export interface LeaseListener {
   requestEnded?(backend: Backend, outcome: Outcome, latencyMs: number | undefined, lease: LocalLease): void;
 }
 
+/** What cluster scheduling tells admission about requests that are not simply this replica's. */
+export interface ElsewhereCounts {
+  /** Other replicas' requests waiting in this replica's queue. */
+  hostedWaiting(): number;
+  /** Other replicas' requests holding a slot this replica granted. */
+  hostedInflight(): number;
+  /** This replica's requests waiting in the queue of the replica that schedules the pool. */
+  waitingElsewhere(): number;
+}
+
+const ALONE: ElsewhereCounts = { hostedWaiting: () => 0, hostedInflight: () => 0, waitingElsewhere: () => 0 };
+
 const realTimers: Timers = { set: (cb, ms) => setTimeout(cb, ms).unref(), clear: (t) => clearTimeout(t) };
 
 export class Admission implements PoolEvents {
@@ -46,6 +58,11 @@ export class Admission implements PoolEvents {
   private readonly planner: EarliestCompletion | undefined;
   private readonly balancer: Balancer;
   private readonly random: () => number;
+  /**
+   * Cluster scheduling's counts, so each replica reports its own clients' requests once: its queue
+   * may hold other replicas' requests (hosted), and its own may wait in another replica's queue.
+   */
+  elsewhere: ElsewhereCounts = ALONE;
   private readonly endListeners: LeaseListener[] = [];
   private readonly startListeners: LeaseListener[] = [];
 
@@ -99,6 +116,28 @@ export class Admission implements PoolEvents {
 
   cancel(ticket: Ticket): void {
     this.queue.cancel(ticket);
+  }
+
+  /** This replica's clients' requests waiting for a slot, here or in the queue of the replica that schedules the pool. */
+  get ownWaiting(): number {
+    return this.queue.length - this.elsewhere.hostedWaiting() + this.elsewhere.waitingElsewhere();
+  }
+
+  /** This replica's clients' requests holding a slot. */
+  get ownInflight(): number {
+    return this.pool.inflight - this.elsewhere.hostedInflight();
+  }
+
+  /**
+   * A slot granted by the replica that schedules this pool for the cluster: counted here like one of
+   * ours (so this replica knows what it has on each pod if it must schedule alone), its end also
+   * reported through `onEnd`. The caller then tells the ticket (`onGranted`).
+   */
+  grantedElsewhere(ticket: Ticket, backend: Backend): void {
+    ticket.state = 'granted';
+    ticket.backend = backend;
+    ticket.grantedAtMs = this.pool.now();
+    this.occupy(backend, ticket);
   }
 
   /** Releases a granted ticket's current lease (see `Lease.release`); idempotent. */

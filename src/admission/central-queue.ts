@@ -207,6 +207,21 @@ export class CentralQueue {
   }
 
   /**
+   * Takes every waiter for a slot out (general and pinned, not those parked elsewhere), in arrival
+   * order, as new tickets: they are to be admitted somewhere else (another replica took over scheduling).
+   */
+  drain(): Ticket[] {
+    const out = [...this.general.drain()];
+    for (const queue of this.pinnedBy.values()) out.push(...queue.drain());
+    for (const ticket of out) {
+      this.length--;
+      this.clearTimer(ticket);
+      ticket.state = 'new';
+    }
+    return out.sort((a, b) => a.seq - b.seq);
+  }
+
+  /**
    * Waits in another queue (a conversation's turn) under this pool's limits: counted in its length,
    * expiring at its max wait or the ticket's deadline, removed by `cancel` when the client leaves.
    */

@@ -262,14 +262,14 @@ export class EarliestCompletion implements Dispatcher {
     const plans = this.plans;
     plans.length = 0;
     for (const b of this.source.backends()) {
-      if (!b.acceptsNewWork || b.limit <= 0) continue;
+      if (!b.acceptsNewWork || b.usable <= 0) continue;
       const pod = this.podOf(b);
       const learned = this.profile.serviceMs(b);
       const estimate = learned > 0 ? learned : fallback;
       // A request already running longer than the estimate shows the pod is at least that slow now.
       const oldest = pod.running.peek();
       pod.serviceMs = oldest ? Math.max(estimate, now - oldest.expectedStartMs) : estimate;
-      pod.admit = Math.max(0, Math.min(b.limit, b.inflight + MAX_WALK) - b.inflight);
+      pod.admit = Math.max(0, Math.min(b.usable, b.inflight + MAX_WALK) - b.inflight);
       this.fillServers(pod, b, estimate, now);
       plans.push(pod);
     }
@@ -306,7 +306,7 @@ export class EarliestCompletion implements Dispatcher {
 
   /** Slots the plan expects the pod to run in parallel: its proven ones and its trial slot, within its limit. */
   private serverCount(b: Backend): number {
-    return Math.min(b.limit, this.profile.parallelSlots(b));
+    return Math.min(b.usable, this.profile.parallelSlots(b));
   }
 
   private arm(atMs: number, now: number): void {

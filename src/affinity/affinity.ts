@@ -25,11 +25,16 @@ export interface AffinityOptions {
   readonly onMove?: (reason: MoveReason) => void;
 }
 
+/** Hears every new conversation -> pod binding (cluster scheduling copies the table to its peers). */
+export type AssignListener = (key: string, backend: Backend) => void;
+
 export class Affinity {
   private readonly table: LRUCache<string, Backend>;
   private readonly tokens = new Map<string, Backend>();
   readonly gate = new ConversationGate();
   private readonly purgeTimer: NodeJS.Timeout;
+  /** Set by cluster scheduling; undefined alone. */
+  onAssign: AssignListener | undefined = undefined;
 
   constructor(
     private readonly pool: Pool,
@@ -70,6 +75,7 @@ export class Affinity {
     if (this.table.peek(key) === backend) return;
     this.table.set(key, backend);
     backend.sessions++;
+    this.onAssign?.(key, backend);
   }
 
   /** The pod a socket.io sid token names, if it can still serve. */

@@ -33,6 +33,22 @@ export class ConversationGate {
     return undefined;
   }
 
+  /**
+   * Forgets every conversation: returns the waiters (still parked where they were), in no particular
+   * order; the turns held now are no longer this gate's (another replica took over scheduling).
+   */
+  clear(): Ticket[] {
+    const waiters: Ticket[] = [];
+    for (const queue of this.busy.values()) for (let t = queue?.peek(); t; t = t.next) waiters.push(t);
+    this.busy.clear();
+    return waiters;
+  }
+
+  /** Marks a conversation's turn as held (by a request another replica reported in flight). */
+  hold(key: string): void {
+    if (!this.busy.has(key)) this.busy.set(key, null);
+  }
+
   get size(): number {
     return this.busy.size;
   }

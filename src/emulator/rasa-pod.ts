@@ -58,6 +58,11 @@ export class RasaPod {
   private readonly runningByConversation = new Map<string, number>();
   running = 0;
   maxRunning = 0;
+  /**
+   * The most requests this pod held at once, running or queued inside it (Rasa queues what exceeds
+   * its slots): above its slots means the gateway sent more than the pod can run.
+   */
+  maxHeld = 0;
   mode: PodMode = 'ok';
   modelId: string;
   private slots: number;
@@ -251,6 +256,7 @@ export class RasaPod {
     };
     if (this.running < this.slots) job.run();
     else this.waiting.push(job);
+    this.maxHeld = Math.max(this.maxHeld, this.running + this.waiting.length);
   }
 
   private startWaiting(): void {

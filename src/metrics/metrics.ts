@@ -159,8 +159,8 @@ export class GatewayMetrics {
     this.cluster = new ClusterMetrics(this.registry);
     gauge('gateway_cache_entries', 'Answers held in the parse cache.', ['pool'], () => sizes(caches));
     gauge('gateway_sticky_sessions', 'Conversations this replica remembers a pod for.', ['pool'], () => sizes(affinities));
-    gauge('gateway_queue_length', 'Requests waiting in the pool queue for a slot.', ['pool'], () => perPool((a) => a.queue.length));
-    gauge('gateway_inflight_requests', 'Requests holding a slot on a pod of the pool.', ['pool'], () => perPool((a) => a.pool.inflight));
+    gauge('gateway_queue_length', 'Requests waiting in the pool queue for a slot.', ['pool'], () => perPool((a) => a.ownWaiting));
+    gauge('gateway_inflight_requests', 'Requests holding a slot on a pod of the pool.', ['pool'], () => perPool((a) => a.ownInflight));
     gauge('gateway_endpoint_inflight_requests', 'Requests in flight per pod.', ['pool', 'endpoint'], () => perEndpoint((b) => b.inflight));
     gauge('gateway_endpoint_slots', 'Slots per pod: requests it may have in flight at once (+Inf when unlimited).', ['pool', 'endpoint'], () => perEndpoint((b) => b.limit));
     gauge('gateway_endpoints', 'Pods in the pool by state: ready, not-ready, draining, ejected.', ['pool', 'state'], perState);

@@ -39,6 +39,12 @@ export class Backend {
   inflightSinceMs = 0;
   /** Slots: requests this pod may have in flight at once. Infinity when unlimited. */
   limit: number;
+  /**
+   * Of those, how many this replica may fill now (Infinity: all): set by cluster scheduling, to this
+   * replica's share of the pod while it schedules alone, or to the slots left after peers it cannot
+   * reach may be using theirs. `usable` is what admission counts against.
+   */
+  cap = Infinity;
   /** Sticky conversations currently assigned to this pod (maintained by the affinity table). */
   sessions = 0;
   /** Open long-lived connections (websockets), counted apart from requests. */
@@ -73,8 +79,13 @@ export class Backend {
     return this.inflightArea + this.inflight * (nowMs - this.inflightSinceMs);
   }
 
+  /** Slots this replica may fill now: the pod's limit within the cluster's cap. */
+  get usable(): number {
+    return this.limit < this.cap ? this.limit : this.cap;
+  }
+
   get hasFreeSlot(): boolean {
-    return this.inflight < this.limit;
+    return this.inflight < this.usable;
   }
 
   /** Whether new (non-sticky) work may go here. */

@@ -33,7 +33,7 @@ export class FreeSlots implements Candidates {
   }
 
   update(backend: Backend): void {
-    const eligible = backend.acceptsNewWork && backend.inflight < backend.limit;
+    const eligible = backend.acceptsNewWork && backend.inflight < backend.usable;
     if (backend.bucket !== -1 && (!eligible || backend.bucket !== backend.inflight)) {
       (this.buckets[backend.bucket] as IndexedSet<Backend>).delete(backend);
       backend.bucket = -1;

@@ -172,6 +172,14 @@ export class Pool {
     this.events.capacity(backend);
   }
 
+  /** Caps how many of a pod's slots this replica may fill (cluster scheduling; Infinity: all). */
+  setCap(backend: Backend, cap: number): void {
+    if (backend.cap === cap) return;
+    backend.cap = cap;
+    this.free.update(backend);
+    this.events.capacity(backend);
+  }
+
   /** Changes one pod's slot count (slow start, adaptive limits). */
   setLimit(backend: Backend, limit: number): void {
     backend.limit = limit;

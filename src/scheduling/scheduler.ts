@@ -16,6 +16,8 @@ export abstract class ScheduledTicket extends Ticket {
   ordered = false;
   /** Whether this request holds its conversation's turn and must pass it on when done. */
   holdsTurn = false;
+  /** Cluster scheduling: this request's id at the replica that schedules the pool (0: not known there). */
+  clusterId = 0;
   /** Where a keyed ticket's conversation finds a new pod when its pod is lost while it waits. */
   sticky: { backendFor(key: string): Backend | undefined } | undefined = undefined;
   /** The conversation's turn came (it waited behind another request): go on with `Scheduler.admitAgain`. */

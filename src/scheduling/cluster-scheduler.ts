@@ -1,0 +1,521 @@
+/**
+ * Scheduling across gateway replicas (issue 17): N replicas behave as one gateway. Per pool one
+ * replica, the scheduler (elected by src/cluster/), holds the queue, the per-pod slot counts, the
+ * sticky table and the ordering gates; it runs the same LocalScheduler as a lone gateway, for its
+ * own requests and its peers' alike. Every replica keeps its own clients and proxies bodies and
+ * answers to the pods itself: only small messages travel (the endpoint picker in reverse: the data
+ * path stays distributed, the decision is central).
+ *
+ * A request on a replica that does not schedule its pool: `adm.admit` to the scheduler (conversation
+ * key, ordered, pod to avoid, remaining deadline); the scheduler queues a HostedTicket for it and
+ * answers `adm.grant` (the pod) or `adm.reject` (a catalog code). The grant is counted in this
+ * replica's pool too (`Admission.grantedElsewhere`) and becomes an ordinary lease to the proxy; its
+ * end goes back as `adm.release` (outcome and latency: the scheduler's limiter, peak-EWMA and
+ * ejection learn from every replica's traffic), and the request's end as `adm.done` (its turn passes
+ * on). Socket.io session bindings go to the scheduler (`adm.remember`); the scheduler copies every new
+ * conversation -> pod binding to all peers (`adm.sticky`), so each replica holds the sticky table and
+ * a new scheduler starts with it.
+ *
+ * Modes, from `Cluster.schedulerOf(pool)`:
+ * - local (this replica schedules): full slots, minus the shares of peers it cannot reach but that
+ *   are not dead yet (they may be scheduling alone on their shares);
+ * - remote (a peer schedules): no local grants; waiting requests live in the scheduler's queue;
+ * - alone (no scheduler: no quorum, election pending, the scheduler's link is down): this replica's
+ *   share of every pod (cluster/shares.ts: the shares of all replicas add up to the pod's slots).
+ * On every change the waiting requests are re-submitted where they now belong, the replica reports
+ * its in-flight leases (pod, conversation, whether they hold its turn) to a new remote scheduler,
+ * which counts them, remembers their conversations and holds their turns: no accepted request is
+ * lost and no conversation whose pod still lives moves. Hosted requests of a peer that died or came
+ * back as a new process are dropped (its pods' slots are freed).
+ *
+ * Limits of this design (measured and documented in the README): a scheduler cut off without its
+ * link dropping keeps full slots until it notices (at most deadAfterMs/2), while the others may
+ * already have elected a successor; messages to a peer whose link is down are not queued.
+ */
+import type { Admission } from '../admission/admission.js';
+import type { LocalLease } from '../admission/lease.js';
+import type { Affinity } from '../affinity/affinity.js';
+import { shareOf, type Cluster, type ClusterMessage } from '../cluster/cluster.js';
+import { errorCatalog, GatewayError, type ErrorCode } from '../errors.js';
+import type { Backend } from '../pool/backend.js';
+import type { Outcome } from '../pool/outcome.js';
+import type { Pool } from '../pool/pool.js';
+import type { LocalScheduler } from './local-scheduler.js';
+import { ScheduledTicket, type Scheduler } from './scheduler.js';
+
+type Mode = 'local' | 'remote' | 'alone';
+
+const outcomes = new Set<Outcome>(['ok', 'pod-error', 'timeout', 'client-left', 'gateway-error']);
+
+/** A peer's request in this replica's queue: its grants and rejections go back as messages. */
+class HostedTicket extends ScheduledTicket {
+  constructor(
+    private readonly owner: ClusterScheduler,
+    readonly peer: string,
+    readonly id: number,
+  ) {
+    super();
+  }
+
+  override onGranted(backend: Backend): void {
+    this.owner.hostedGranted(this, backend);
+  }
+
+  override onRejected(error: GatewayError): void {
+    this.owner.hostedRejected(this, error);
+  }
+
+  override onTurn(): void {
+    this.owner.local.admitAgain(this);
+  }
+}
+
+export class ClusterScheduler implements Scheduler {
+  private mode: Mode = 'alone';
+  private scheduler: string | null = null;
+  private nextId = 0;
+  /** This replica's requests known at a remote scheduler, by id (waiting there, or granted by it). */
+  private readonly mine = new Map<number, ScheduledTicket>();
+  /** Peers' requests this replica schedules, by peer, then id. */
+  private readonly hosted = new Map<string, Map<number, HostedTicket>>();
+  /** Leases held now on this replica's pool: what it reports to a new scheduler. */
+  private readonly leases = new Set<LocalLease>();
+  private waitingRemotely = 0;
+
+  constructor(
+    readonly poolName: string,
+    private readonly cluster: Cluster,
+    readonly local: LocalScheduler,
+    private readonly admission: Admission,
+    private readonly affinity: Affinity | undefined,
+  ) {
+    admission.elsewhere = {
+      hostedWaiting: () => this.countHosted('queued'),
+      hostedInflight: () => this.countHosted('granted'),
+      waitingElsewhere: () => this.waitingRemotely,
+    };
+    admission.listen({
+      requestStarted: (_backend, lease) => this.leases.add(lease),
+      requestEnded: (_backend, outcome, latencyMs, lease) => this.leaseEnded(lease, outcome, latencyMs),
+    });
+    admission.pool.listen({ backendAdded: (b) => this.capOne(b, this.shareReplicas()) });
+    if (affinity) affinity.onAssign = (key, backend) => this.assigned(key, backend);
+  }
+
+  private get pool(): Pool {
+    return this.admission.pool;
+  }
+
+  // ---- the Scheduler seam (this replica's requests) ----
+
+  admit(ticket: ScheduledTicket): void {
+    if (this.mode !== 'remote') this.local.admit(ticket);
+    else this.sendAdmit(ticket, false);
+  }
+
+  admitAgain(ticket: ScheduledTicket): void {
+    if (this.mode !== 'remote') this.local.admitAgain(ticket);
+    else this.sendAdmit(ticket, true);
+  }
+
+  finish(ticket: ScheduledTicket): void {
+    const id = ticket.clusterId;
+    if (id === 0) {
+      this.local.finish(ticket);
+      return;
+    }
+    this.forgetMine(ticket);
+    if (this.mode === 'remote') this.send({ t: 'adm.done', p: this.poolName, id });
+  }
+
+  remember(key: string, backend: Backend): void {
+    this.local.remember(key, backend);
+    if (this.mode === 'remote') this.send({ t: 'adm.remember', p: this.poolName, k: key, pod: backend.key });
+  }
+
+  // ---- requests waiting at a remote scheduler ----
+
+  private sendAdmit(ticket: ScheduledTicket, again: boolean): void {
+    if (ticket.clusterId === 0) {
+      ticket.clusterId = ++this.nextId;
+      this.mine.set(ticket.clusterId, ticket);
+    }
+    const message: Record<string, unknown> = { t: 'adm.admit', p: this.poolName, id: ticket.clusterId };
+    if (ticket.conversationKey !== undefined) message.k = ticket.conversationKey;
+    if (ticket.ordered) message.o = 1;
+    if (again) message.r = 1;
+    if (ticket.avoid) message.a = ticket.avoid.key;
+    if (ticket.deadlineMs !== Infinity) message.d = Math.max(0, Math.round(ticket.deadlineMs - this.pool.now()));
+    ticket.state = 'queued';
+    ticket.enqueuedAtMs = this.pool.now();
+    this.waitingRemotely++;
+    if (!this.send(message as ClusterMessage)) {
+      // The scheduler is unreachable: schedule alone on this replica's shares until the cluster says more.
+      this.unwait(ticket);
+      this.enter('alone', null);
+      if (again || ticket.holdsTurn) this.local.admitAgain(ticket);
+      else this.local.admit(ticket);
+    }
+  }
+
+  /** A request of ours no longer waits remotely (granted, refused or moved). */
+  private unwait(ticket: ScheduledTicket): void {
+    if (ticket.state !== 'queued') return;
+    ticket.state = 'new';
+    this.waitingRemotely--;
+  }
+
+  private forgetMine(ticket: ScheduledTicket): void {
+    this.unwait(ticket);
+    this.mine.delete(ticket.clusterId);
+    ticket.clusterId = 0;
+  }
+
+  private onGrant(from: string, m: ClusterMessage): void {
+    const ticket = this.mine.get(Number(m.id));
+    const attempt = Number(m.n);
+    const backend = typeof m.pod === 'string' ? this.pool.get(m.pod) : undefined;
+    if (!ticket || ticket.state !== 'queued' || from !== this.scheduler || !backend) {
+      // Nobody here wants it any more (the client left, the request moved, a pod not discovered here yet): give it back.
+      this.cluster.send(from, { t: 'adm.release', p: this.poolName, id: m.id, n: attempt, o: backend ? 'client-left' : 'gateway-error' });
+      if (ticket && ticket.state === 'queued' && from === this.scheduler && !backend) this.refuse(ticket, 'NO_ENDPOINTS');
+      return;
+    }
+    this.unwait(ticket);
+    if (ticket.ordered) ticket.holdsTurn = true;
+    ticket.grants = attempt - 1;
+    this.admission.grantedElsewhere(ticket, backend);
+    ticket.onGranted(backend);
+  }
+
+  private onReject(from: string, m: ClusterMessage): void {
+    const ticket = this.mine.get(Number(m.id));
+    if (!ticket || ticket.state !== 'queued' || from !== this.scheduler) return;
+    if (m.c === 'NOT_SCHEDULER') {
+      // Views of who schedules differ for a moment: ask again once ours has settled.
+      this.unwait(ticket);
+      setTimeout(() => this.resubmit(ticket), 50).unref();
+      return;
+    }
+    const code = typeof m.c === 'string' && m.c in errorCatalog ? (m.c as ErrorCode) : 'INTERNAL';
+    this.refuse(ticket, code);
+  }
+
+  private refuse(ticket: ScheduledTicket, code: ErrorCode): void {
+    this.forgetMine(ticket);
+    ticket.state = 'rejected';
+    ticket.onRejected(new GatewayError(code));
+  }
+
+  /** Sends a waiting request of ours to wherever scheduling is now. */
+  private resubmit(ticket: ScheduledTicket): void {
+    if (ticket.state !== 'new') return;
+    if (this.mode === 'remote') {
+      this.sendAdmit(ticket, ticket.holdsTurn);
+      return;
+    }
+    if (ticket.clusterId !== 0) this.forgetMine(ticket);
+    if (ticket.holdsTurn) this.local.admitAgain(ticket);
+    else this.local.admit(ticket);
+  }
+
+  private leaseEnded(lease: LocalLease, outcome: Outcome, latencyMs: number | undefined): void {
+    this.leases.delete(lease);
+    const ticket = lease.holder as ScheduledTicket;
+    if (ticket instanceof HostedTicket || ticket.clusterId === 0 || this.mode !== 'remote') return;
+    const message: Record<string, unknown> = { t: 'adm.release', p: this.poolName, id: ticket.clusterId, n: lease.attempt, o: outcome };
+    if (latencyMs !== undefined) message.l = latencyMs;
+    this.send(message as ClusterMessage);
+  }
+
+  private send(message: ClusterMessage): boolean {
+    return this.scheduler !== null && this.cluster.send(this.scheduler, message);
+  }
+
+  // ---- peers' requests, when this replica schedules ----
+
+  private hostedOf(peer: string): Map<number, HostedTicket> {
+    let map = this.hosted.get(peer);
+    if (!map) this.hosted.set(peer, (map = new Map()));
+    return map;
+  }
+
+  private onAdmit(from: string, m: ClusterMessage): void {
+    const id = Number(m.id);
+    if (!Number.isSafeInteger(id)) return;
+    if (this.mode !== 'local') {
+      this.cluster.send(from, { t: 'adm.reject', p: this.poolName, id, c: 'NOT_SCHEDULER' });
+      return;
+    }
+    const map = this.hostedOf(from);
+    let ticket = map.get(id);
+    const again = ticket !== undefined && m.r === 1;
+    if (!ticket) {
+      ticket = new HostedTicket(this, from, id);
+      if (typeof m.k === 'string') ticket.conversationKey = m.k;
+      ticket.ordered = m.o === 1 && ticket.conversationKey !== undefined;
+      map.set(id, ticket);
+    }
+    if (ticket.state === 'queued' || ticket.state === 'granted') return;
+    ticket.state = 'new';
+    ticket.avoid = typeof m.a === 'string' ? this.pool.get(m.a) : undefined;
+    ticket.deadlineMs = typeof m.d === 'number' ? this.pool.now() + m.d : Infinity;
+    if (again || (m.r === 1 && ticket.ordered)) {
+      // A retry, or a request re-submitted after a takeover while it holds its turn.
+      if (ticket.ordered && !ticket.holdsTurn) this.affinity?.gate.hold(ticket.conversationKey as string);
+      ticket.holdsTurn = ticket.ordered;
+      this.local.admitAgain(ticket);
+    } else {
+      this.local.admit(ticket);
+    }
+  }
+
+  hostedGranted(ticket: HostedTicket, backend: Backend): void {
+    if (!this.cluster.send(ticket.peer, { t: 'adm.grant', p: this.poolName, id: ticket.id, pod: backend.key, n: ticket.grants })) {
+      ticket.lease?.release('gateway-error'); // the peer is gone: the slot goes to the next waiter
+    }
+  }
+
+  hostedRejected(ticket: HostedTicket, error: GatewayError): void {
+    this.hosted.get(ticket.peer)?.delete(ticket.id);
+    this.local.finish(ticket);
+    this.cluster.send(ticket.peer, { t: 'adm.reject', p: this.poolName, id: ticket.id, c: error.code });
+  }
+
+  private onRelease(from: string, m: ClusterMessage): void {
+    const ticket = this.hosted.get(from)?.get(Number(m.id));
+    if (!ticket || ticket.state !== 'granted' || ticket.grants !== Number(m.n)) return;
+    const outcome = outcomes.has(m.o as Outcome) ? (m.o as Outcome) : 'gateway-error';
+    ticket.lease?.release(outcome, typeof m.l === 'number' && m.l >= 0 ? m.l : undefined);
+  }
+
+  private onDone(from: string, m: ClusterMessage): void {
+    const map = this.hosted.get(from);
+    const ticket = map?.get(Number(m.id));
+    if (!ticket) return;
+    map!.delete(ticket.id);
+    this.endHosted(ticket);
+  }
+
+  /** A hosted request is over: whatever it holds here is given back, its turn passes on. */
+  private endHosted(ticket: HostedTicket): void {
+    if (ticket.state === 'granted') ticket.lease?.release('client-left');
+    this.local.finish(ticket);
+  }
+
+  private onRemember(m: ClusterMessage): void {
+    const backend = typeof m.pod === 'string' ? this.pool.get(m.pod) : undefined;
+    if (backend && typeof m.k === 'string' && this.mode === 'local') this.local.remember(m.k, backend);
+  }
+
+  /** A new scheduler hears what a peer has in flight: counted, its conversations remembered, its turns held. */
+  private onReport(from: string, m: ClusterMessage): void {
+    if (this.mode !== 'local' || !Array.isArray(m.leases)) return;
+    const map = this.hostedOf(from);
+    for (const entry of m.leases as unknown[]) {
+      const e = entry as { id?: unknown; pod?: unknown; n?: unknown; k?: unknown; turn?: unknown };
+      const id = Number(e.id);
+      const backend = typeof e.pod === 'string' ? this.pool.get(e.pod) : undefined;
+      if (!Number.isSafeInteger(id) || !backend || map.has(id)) continue;
+      const ticket = new HostedTicket(this, from, id);
+      if (typeof e.k === 'string') {
+        ticket.conversationKey = e.k;
+        this.affinity?.remember(e.k, backend);
+        if (e.turn === 1) {
+          ticket.ordered = true;
+          ticket.holdsTurn = true;
+          this.affinity?.gate.hold(e.k);
+        }
+      }
+      ticket.grants = Math.max(0, Number(e.n) - 1) || 0;
+      map.set(id, ticket);
+      this.admission.grantedElsewhere(ticket, backend);
+    }
+  }
+
+  /** The scheduler's copy of a new binding (the sticky table lives on every replica). */
+  private onSticky(from: string, m: ClusterMessage): void {
+    if (from !== this.scheduler || this.mode === 'local' || !this.affinity) return;
+    const backend = typeof m.pod === 'string' ? this.pool.get(m.pod) : undefined;
+    if (backend && typeof m.k === 'string') this.affinity.remember(m.k, backend);
+  }
+
+  private assigned(key: string, backend: Backend): void {
+    if (this.mode !== 'local') return;
+    for (const peer of this.cluster.peers()) {
+      if (peer.url !== this.cluster.self && peer.state === 'alive') this.cluster.send(peer.url, { t: 'adm.sticky', p: this.poolName, k: key, pod: backend.key });
+    }
+  }
+
+  /** A peer died or came back as a new process: its requests here are gone. */
+  dropPeer(peer: string): void {
+    const map = this.hosted.get(peer);
+    if (!map) return;
+    this.hosted.delete(peer);
+    for (const ticket of map.values()) {
+      if (ticket.state === 'queued') this.admission.cancel(ticket);
+      this.endHosted(ticket);
+    }
+  }
+
+  private countHosted(state: 'queued' | 'granted'): number {
+    let n = 0;
+    for (const map of this.hosted.values()) for (const t of map.values()) if (t.state === state) n++;
+    return n;
+  }
+
+  // ---- who schedules, and with how many slots ----
+
+  /** Re-reads who schedules the pool; called on every cluster change that may move it. */
+  update(): void {
+    const scheduler = this.cluster.schedulerOf(this.poolName);
+    const mode: Mode = scheduler === null ? 'alone' : scheduler === this.cluster.self ? 'local' : 'remote';
+    this.enter(mode, scheduler);
+    this.capAll();
+  }
+
+  private enter(mode: Mode, scheduler: string | null): void {
+    if (mode === this.mode && scheduler === this.scheduler) return;
+    const before = this.mode;
+    this.mode = mode;
+    this.scheduler = scheduler;
+    if (before === 'local') this.stopHosting();
+    // Requests waiting in this replica's own queue and gates go where scheduling now is.
+    const moved = mode === 'remote' ? this.takeLocalWaiters() : [];
+    const waitingRemotely = [...this.mine.values()].filter((t) => t.state === 'queued');
+    for (const t of waitingRemotely) this.unwait(t);
+    if (mode === 'remote') this.report();
+    else this.adoptMine();
+    this.capAll();
+    for (const t of [...waitingRemotely, ...moved]) this.resubmit(t);
+  }
+
+  /**
+   * No longer the scheduler: peers' waiting requests are sent back (they ask the new one), their slots
+   * here freed, and the turns they held passed on (to a waiter of this replica, if any).
+   */
+  private stopHosting(): void {
+    const all = [...this.hosted.values()].flatMap((m) => [...m.values()]);
+    this.hosted.clear();
+    for (const ticket of all) {
+      if (ticket.state !== 'queued') continue;
+      this.admission.cancel(ticket);
+      this.cluster.send(ticket.peer, { t: 'adm.reject', p: this.poolName, id: ticket.id, c: 'NOT_SCHEDULER' });
+    }
+    for (const ticket of all) this.endHosted(ticket);
+  }
+
+  /** This replica's waiters in its own queue and conversation gates, taken out to be re-submitted. */
+  private takeLocalWaiters(): ScheduledTicket[] {
+    const parked = (this.affinity?.gate.clear() ?? []) as ScheduledTicket[];
+    for (const t of parked) this.admission.queue.unpark(t);
+    const waiting = this.admission.queue.drain() as ScheduledTicket[];
+    return [...parked, ...waiting].sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Tells a new remote scheduler what this replica has in flight. */
+  private report(): void {
+    const leases: object[] = [];
+    for (const lease of this.leases) {
+      const ticket = lease.holder as ScheduledTicket;
+      if (ticket instanceof HostedTicket) continue;
+      if (ticket.clusterId === 0) {
+        ticket.clusterId = ++this.nextId;
+        this.mine.set(ticket.clusterId, ticket);
+      }
+      const entry: Record<string, unknown> = { id: ticket.clusterId, pod: lease.backend.key, n: lease.attempt };
+      if (ticket.conversationKey !== undefined) entry.k = ticket.conversationKey;
+      if (ticket.holdsTurn) entry.turn = 1;
+      leases.push(entry);
+    }
+    this.send({ t: 'adm.report', p: this.poolName, leases });
+  }
+
+  /** Scheduling here now (local or alone): this replica's remotely granted requests are its own again. */
+  private adoptMine(): void {
+    for (const ticket of [...this.mine.values()]) {
+      this.forgetMine(ticket);
+      const key = ticket.conversationKey;
+      if (key === undefined || !ticket.backend || ticket.state !== 'granted') continue;
+      this.affinity?.remember(key, ticket.backend);
+      if (ticket.holdsTurn) this.affinity?.gate.hold(key);
+    }
+  }
+
+  /** The replicas whose shares count: every known one not dead (a suspect one may be scheduling alone). */
+  private shareReplicas(): string[] {
+    return this.cluster
+      .peers()
+      .filter((p) => p.state !== 'dead')
+      .map((p) => p.url);
+  }
+
+  private capAll(): void {
+    const replicas = this.shareReplicas();
+    for (const b of this.pool.backends) this.capOne(b, replicas);
+  }
+
+  private capOne(backend: Backend, replicas: readonly string[]): void {
+    this.pool.setCap(backend, this.capFor(backend, replicas));
+  }
+
+  private capFor(backend: Backend, replicas: readonly string[]): number {
+    if (this.mode === 'remote') return Infinity;
+    if (this.mode === 'alone') return shareOf(backend.key, backend.limit, replicas, this.cluster.self);
+    let reserved = 0;
+    for (const peer of this.cluster.peers()) {
+      if (peer.state === 'suspect') reserved += shareOf(backend.key, backend.limit, replicas, peer.url);
+    }
+    return Math.max(0, backend.limit - reserved);
+  }
+
+  /** Message handlers, by type (one set for all pools: `attachClusterScheduling` routes by pool). */
+  handle(type: string, from: string, m: ClusterMessage): void {
+    switch (type) {
+      case 'adm.admit':
+        return this.onAdmit(from, m);
+      case 'adm.grant':
+        return this.onGrant(from, m);
+      case 'adm.reject':
+        return this.onReject(from, m);
+      case 'adm.release':
+        return this.onRelease(from, m);
+      case 'adm.done':
+        return this.onDone(from, m);
+      case 'adm.remember':
+        return this.onRemember(m);
+      case 'adm.report':
+        return this.onReport(from, m);
+      case 'adm.sticky':
+        return this.onSticky(from, m);
+    }
+  }
+}
+
+export const messageTypes = ['adm.admit', 'adm.grant', 'adm.reject', 'adm.release', 'adm.done', 'adm.remember', 'adm.report', 'adm.sticky'] as const;
+
+/**
+ * Wires a replica's pool schedulers to the cluster: messages routed by pool, and every change that
+ * can move a pool's scheduler or its shares (an election, a peer's state, a peer restarting).
+ * Slot limits move with slow start and adaptive slots, so shares are also recomputed each `refreshMs`.
+ */
+export function attachClusterScheduling(cluster: Cluster, schedulers: ReadonlyMap<string, ClusterScheduler>, refreshMs: number): () => void {
+  for (const type of messageTypes) {
+    cluster.on(type, (from, m) => schedulers.get(String(m.p))?.handle(type, from, m));
+  }
+  const updateAll = () => {
+    for (const s of schedulers.values()) s.update();
+  };
+  cluster.onSchedulerChange((pool) => schedulers.get(pool)?.update());
+  cluster.onPeerState((url, state) => {
+    if (state === 'dead') for (const s of schedulers.values()) s.dropPeer(url);
+    updateAll();
+  });
+  cluster.onPeerRestart((url) => {
+    for (const s of schedulers.values()) s.dropPeer(url);
+  });
+  const timer = setInterval(updateAll, refreshMs);
+  timer.unref();
+  updateAll();
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,136 @@
+/**
+ * One central queue across gateway replicas (issue 17), checked from outside: three real gateway
+ * processes with the cluster on (static peers) in front of emulated Rasa pods that record their peak
+ * concurrency; clients spread over the replicas. No pod runs more than its slots; every turn of a
+ * conversation reaches one pod through any replica, one at a time cluster-wide; with the scheduler
+ * replica SIGKILLed mid-burst, every request sent to the survivors is answered 200.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { RasaPod } from '../src/emulator/rasa-pod.js';
+import { clusterView, freePort, waitFor } from './helpers/cluster.js';
+import { Harness, metricValue, post } from './helpers/harness.js';
+import { startGateway, writeConfig, type Started } from './helpers/process.js';
+
+const h = new Harness();
+const replicas: Started[] = [];
+after(async () => {
+  for (const r of replicas) r.child.kill('SIGKILL');
+  await h.stopAll();
+});
+
+interface Replica {
+  readonly url: string;
+  readonly started: Started;
+}
+
+async function startCluster(pods: readonly RasaPod[], count: number, slots: number): Promise<Replica[]> {
+  const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
+  const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+  const out: Replica[] = [];
+  for (let i = 0; i < count; i++) {
+    const file = writeConfig(
+      [
+        'listen: { host: 127.0.0.1, port: 0 }',
+        'admin: { host: 127.0.0.1, port: 0 }',
+        'log: { level: warn }',
+        'shutdown: { drainTimeoutMs: 100 }',
+        'cluster:',
+        `  listen: { host: 127.0.0.1, port: ${ports[i]} }`,
+        `  advertise: ${urls[i]}`,
+        `  peers: [${urls.join(', ')}]`,
+        'pools:',
+        '  rasa:',
+        `    endpoints: [${pods.map((p) => p.url).join(', ')}]`,
+        `    slotsPerEndpoint: ${slots}`,
+        '    affinity: rasa',
+        '    slowStartMs: 0',
+        '    queue: { maxLength: 10000, maxWaitMs: 60000 }',
+      ].join('\n'),
+    );
+    const started = await startGateway(['--config', file]);
+    replicas.push(started);
+    out.push({ url: urls[i] as string, started });
+  }
+  await waitFor('the replicas agree on the scheduler', async () => {
+    const views = await Promise.all(out.map((r) => clusterView(r.started.adminUrl).catch(() => undefined)));
+    const schedulers = new Set(views.map((v) => (v?.quorum && v.peers.every((p) => p.state === 'alive') ? v.pools.rasa?.scheduler : undefined)));
+    return schedulers.size === 1 && !schedulers.has(undefined) && !schedulers.has(null) ? true : undefined;
+  });
+  return out;
+}
+
+let pods: RasaPod[] = [];
+let cluster: Replica[] = [];
+
+before(async () => {
+  pods = await h.podSet(4, { name: 'cq', slots: 2, serviceTimeMs: 120 });
+  cluster = await startCluster(pods, 3, 2);
+});
+
+test('three replicas share one queue: no pod ever runs more than its slots, every request answered', async () => {
+  for (const p of pods) p.maxHeld = 0;
+  const results = await Promise.all(
+    Array.from({ length: 90 }, (_, i) => post(`${cluster[i % 3]!.started.publicUrl}/model/parse`, { text: `burst ${i}` })),
+  );
+  assert.deepEqual(
+    results.map((r) => r.status),
+    results.map(() => 200),
+  );
+  for (const p of pods) assert.ok(p.maxHeld <= 2, `${p.name} held ${p.maxHeld} requests at once with 2 slots`);
+  assert.ok(pods.every((p) => p.maxHeld === 2), `every pod was used to its slots: ${pods.map((p) => p.maxHeld).join(',')}`);
+  // Each replica reports its own clients' requests once: the cluster-wide sums are zero again.
+  for (const r of cluster) {
+    const scrape = await (await fetch(`${r.started.adminUrl}/metrics`)).text();
+    assert.equal(metricValue(scrape, 'gateway_inflight_requests', { pool: 'rasa' }), 0);
+    assert.equal(metricValue(scrape, 'gateway_queue_length', { pool: 'rasa' }), 0);
+  }
+});
+
+test('a conversation stays on one pod and runs one turn at a time, whichever replica each turn comes through', async () => {
+  for (const p of pods) p.maxConcurrentPerConversation = 0;
+  const senders = Array.from({ length: 12 }, (_, i) => `user-${i}`);
+  // Every turn at once, each through another replica than the last.
+  const turns = senders.flatMap((sender, s) =>
+    [0, 1, 2].map((turn) => ({ sender, at: cluster[(s + turn) % 3]!, body: { sender, message: `turn ${turn}` } })),
+  );
+  const answers = await Promise.all(turns.map(async (t) => ({ sender: t.sender, res: await post(`${t.at.started.publicUrl}/webhooks/rest/webhook`, t.body) })));
+  const podsOf = new Map<string, Set<string>>();
+  for (const { sender, res } of answers) {
+    assert.equal(res.status, 200, res.text);
+    const set = podsOf.get(sender) ?? new Set<string>();
+    set.add(res.headers.get('x-rasa-pod') ?? '?');
+    podsOf.set(sender, set);
+  }
+  for (const [sender, set] of podsOf) assert.equal(set.size, 1, `${sender} reached ${[...set].join(', ')}`);
+  for (const p of pods) assert.ok(p.maxConcurrentPerConversation <= 1, `${p.name} ran ${p.maxConcurrentPerConversation} turns of one conversation at once`);
+  // Its tracker on that pod holds every turn, in one place.
+  for (const sender of senders) {
+    const home = pods.find((p) => p.name === [...podsOf.get(sender)!][0])!;
+    assert.equal(home.trackers.get(sender)?.filter((e) => e.event === 'user').length, 3, sender);
+  }
+});
+
+test('the scheduler replica SIGKILLed mid-burst: every request sent to the survivors is answered 200', async () => {
+  const view = await clusterView(cluster[0]!.started.adminUrl);
+  const schedulerUrl = view.pools.rasa!.scheduler as string;
+  const victim = cluster.find((r) => r.url === schedulerUrl)!;
+  const survivors = cluster.filter((r) => r !== victim);
+  const sent = Array.from({ length: 80 }, (_, i) => post(`${survivors[i % survivors.length]!.started.publicUrl}/model/parse`, { text: `failover ${i}` }));
+  await new Promise((r) => setTimeout(r, 150));
+  victim.started.child.kill('SIGKILL');
+  const results = await Promise.all(sent);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    results.map(() => 200),
+    results.filter((r) => r.status !== 200).map((r) => r.text).join('\n'),
+  );
+  // The survivors agree on a new scheduler, and it schedules: another burst goes through.
+  await waitFor('a new scheduler', async () => {
+    const views = await Promise.all(survivors.map((r) => clusterView(r.started.adminUrl)));
+    const s = new Set(views.map((v) => v.pools.rasa?.scheduler));
+    return s.size === 1 && !s.has(null) && !s.has(schedulerUrl) ? true : undefined;
+  });
+  const after = await Promise.all(Array.from({ length: 30 }, (_, i) => post(`${survivors[i % 2]!.started.publicUrl}/model/parse`, { text: `after ${i}` })));
+  assert.ok(after.every((r) => r.status === 200));
+});
