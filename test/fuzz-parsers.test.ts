@@ -618,7 +618,8 @@ function fakePools(backends: readonly Backend[], withAffinity = true) {
   const byKey = new Map(backends.map((b) => [b.key, b]));
   const runtime = {
     pool: { get: (key: string) => byKey.get(key) },
-    affinity: withAffinity ? { remember: (id: string, b: Backend) => remembered.push([id, b]) } : undefined,
+    affinity: withAffinity ? {} : undefined,
+    scheduler: { remember: (id: string, b: Backend) => remembered.push([id, b]) },
   } as unknown as PoolRuntime;
   return { pools: new Map([['dialog', runtime]]) as ReadonlyMap<string, PoolRuntime>, remembered };
 }

@@ -221,7 +221,7 @@ function admitByKey(ctx: RequestContext): void {
     ctx.conversationKey = rasa.conversationId as string;
     ctx.ordered = config.ordering === 'all';
   }
-  ctx.stage = ctx.ordered ? 'turn' : 'admit';
+  ctx.stage = 'admit';
   scheduler.admit(ctx);
 }
 
