@@ -22,7 +22,8 @@ export const methodNote =
 
 /** The Markdown lines every burst scenario shows first: its command, how rows start, the table, and the baseline comparison if any. */
 export function measuredSection(command: string, table: Table, result: MatrixResult, rows: readonly Row[]): string[] {
-  return [`Command: \`${command}\``, '', methodNote, '', markdownTable(table), '', ...cellNotes(result, rows), '', ...baselineSection(result, rows)];
+  const baseline = baselineSection(result, rows);
+  return [`Command: \`${command}\``, '', methodNote, '', markdownTable(table), '', ...cellNotes(result, rows), ...(baseline.length > 0 ? ['', ...baseline] : [])];
 }
 
 /**
