@@ -1,6 +1,6 @@
 /**
  * Benchmark entry: `npm run bench -- <scenario...|all> [--quick] [--repeats N] [--rows id,id]
- * [--out DIR] [--no-install] [--plan]`. Plans every requested scenario first (finding or installing nginx,
+ * [--out DIR] [--baseline DIR] [--no-install] [--plan]`. Plans every requested scenario first (finding or installing nginx,
  * HAProxy and wrk), prints the total time estimate, then runs them one after the other with a live
  * progress line, printing each table and writing bench/results/<scenario>.{json,md,png}.
  * A benchmark, not a test: it never fails on a number, only on a broken harness.
@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { baselineMain } from './lib/baseline.js';
 import { defaultResultsDir, gatewayMain } from './lib/paths.js';
 import { clock } from './lib/progress.js';
 import type { BenchOptions, Prepared, Scenario } from './lib/scenario.js';
@@ -34,6 +35,9 @@ Options:
   --repeats N      Repeats per cell (default: 3, or 1 with --quick; study: 1).
   --rows ID,ID     Only these row ids (ideal rows are always kept); ids are in the JSON output.
   --out DIR        Where results go (default bench/results).
+  --baseline DIR   Another built checkout of this project: the burst scenarios (burst, study, mixed,
+                   replicas) run every gateway row twice, on this build and on DIR/dist/src/main.js,
+                   side by side, and add a "this build vs baseline" ratio table.
   --no-install     Do not apt-get install nginx, HAProxy or wrk when missing.
   --plan           Print the plan and the time estimate, run nothing.
   -h, --help       This help.
@@ -51,6 +55,7 @@ async function main(): Promise<number> {
       repeats: { type: 'string' },
       rows: { type: 'string' },
       out: { type: 'string' },
+      baseline: { type: 'string' },
       'no-install': { type: 'boolean', default: false },
       plan: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -81,7 +86,14 @@ async function main(): Promise<number> {
     ...(values.rows ? { rows: values.rows.split(',').map((r) => r.trim()) } : {}),
     install: !values['no-install'],
     outDir: values.out ? resolve(values.out) : defaultResultsDir,
+    ...(values.baseline ? { baseline: resolve(values.baseline) } : {}),
   };
+  try {
+    if (options.baseline) baselineMain(options.baseline);
+  } catch (err) {
+    process.stderr.write(`--baseline: ${(err as Error).message}\n`);
+    return 2;
+  }
   const planned: { scenario: Scenario; prepared: Prepared }[] = [];
   let failed = 0;
   for (const scenario of chosen as Scenario[]) {

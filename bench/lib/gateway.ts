@@ -4,13 +4,17 @@
  * once /readyz answers 200. A row's pool settings are plain data merged into the pool's config, so a
  * new setting (`slotsPerEndpoint: auto`, a new balancer) is one line in a scenario, and `check` asks
  * the built gateway whether it accepts a setting before the bench plans a row on it. `extras` adds
- * pools, routes and top-level keys for scenarios that need more than one pool behind `/`.
+ * pools, routes and top-level keys for scenarios that need more than one pool behind `/`. `main` runs
+ * another build (a baseline checkout's dist/src/main.js) with the same config. `cluster` joins the
+ * replicas into one cluster (issue 17): each gets its own config with a free cluster port, all of
+ * them as static peers, and the replicas count as started once every one has quorum and names the
+ * same scheduler for every pool (admin `GET /debug/cluster`).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { gatewayMain } from './paths.js';
-import { benchTmp, runSync, startProcess, waitHttpOk, type Proc } from './procs.js';
+import { benchTmp, freePort, runSync, sleep, startProcess, waitHttpOk, type Proc } from './procs.js';
 
 /** Pool keys of the gateway config (balancer, slotsPerEndpoint, queue, ...); endpoints are added. */
 export type PoolSettings = Readonly<Record<string, unknown>>;
@@ -48,17 +52,28 @@ export function gatewayConfig(endpoints: readonly string[], pool: PoolSettings, 
   };
 }
 
-function writeConfig(dir: string, endpoints: readonly string[], pool: PoolSettings, extras?: ConfigExtras): string {
+function writeConfig(dir: string, endpoints: readonly string[], pool: PoolSettings, extras?: ConfigExtras, name = 'gateway.yaml'): string {
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'gateway.yaml');
+  const file = join(dir, name);
   writeFileSync(file, stringify(gatewayConfig(endpoints, pool, extras)));
   return file;
 }
 
-/** Whether the built gateway accepts these pool settings; the message names the field when not. */
-export function checkPoolSettings(pool: PoolSettings): { ok: boolean; message: string } {
-  const file = writeConfig(benchTmp('check'), ['http://127.0.0.1:9'], pool);
-  const r = runSync(process.execPath, [gatewayMain, '--config', file, '--check'], 30_000);
+/** The `cluster` section of each replica on loopback (one port each): listen on its own port, every replica a peer. */
+function clusterSections(ports: readonly number[]): object[] {
+  const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+  return ports.map((port, i) => ({ listen: { host: '127.0.0.1', port }, advertise: urls[i], peers: urls }));
+}
+
+function withCluster(extras: ConfigExtras | undefined, cluster: object): ConfigExtras {
+  return { ...extras, top: { ...extras?.top, cluster } };
+}
+
+/** Whether a gateway build (default: this one) accepts these pool settings, and `cluster` if asked; the message names the field when not. */
+export function checkPoolSettings(pool: PoolSettings, options: { main?: string; cluster?: boolean } = {}): { ok: boolean; message: string } {
+  const extras = options.cluster ? withCluster(undefined, clusterSections([9])[0] as object) : undefined;
+  const file = writeConfig(benchTmp('check'), ['http://127.0.0.1:9'], pool, extras);
+  const r = runSync(process.execPath, [options.main ?? gatewayMain, '--config', file, '--check'], 30_000);
   return { ok: r.ok, message: r.ok ? 'ok' : r.out.trim().split('\n').slice(-3).join(' ') };
 }
 
@@ -80,14 +95,23 @@ export interface GatewayOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Node.js flags before the script (e.g. --inspect=127.0.0.1:0). */
   readonly nodeArgs?: readonly string[];
+  /** The gateway's entry script (default: this build's dist/src/main.js). */
+  readonly main?: string;
+  /** Join the replicas into one cluster (static peers on free loopback ports). */
+  readonly cluster?: boolean;
 }
 
 export async function startGateways(options: GatewayOptions): Promise<Gateways> {
   const replicas = options.replicas ?? 1;
   const dir = benchTmp('gateway');
-  const file = writeConfig(dir, options.endpoints, options.pool, options.extras);
-  const procs = Array.from({ length: replicas }, (_, i) =>
-    startProcess(process.execPath, [...(options.nodeArgs ?? []), gatewayMain, '--config', file], {
+  const sections = options.cluster ? clusterSections(await Promise.all(Array.from({ length: replicas }, () => freePort()))) : undefined;
+  const files = Array.from({ length: replicas }, (_, i) =>
+    sections
+      ? writeConfig(dir, options.endpoints, options.pool, withCluster(options.extras, sections[i] as object), `gateway-${i}.yaml`)
+      : writeConfig(dir, options.endpoints, options.pool, options.extras),
+  );
+  const procs = files.map((file, i) =>
+    startProcess(process.execPath, [...(options.nodeArgs ?? []), options.main ?? gatewayMain, '--config', file], {
       logFile: join(dir, `gateway-${i}.log`),
       ...(options.cpus ? { cpus: options.cpus } : {}),
       ...(options.env ? { env: options.env } : {}),
@@ -104,19 +128,57 @@ export async function startGateways(options: GatewayOptions): Promise<Gateways> 
         return { url: m[1] as string, admin: m[2] as string };
       }),
     );
-    return { urls: urls.map((u) => u.url), adminUrls: urls.map((u) => u.admin), procs, stop };
+    const adminUrls = urls.map((u) => u.admin);
+    if (sections) await clusterAgreed(adminUrls, 30_000);
+    return { urls: urls.map((u) => u.url), adminUrls, procs, stop };
   } catch (err) {
     await stop();
     throw err;
   }
 }
 
-/** The gateway's own view after a run (`/debug/pools`), kept in the JSON for diagnosis. */
-export async function debugPools(adminUrl: string): Promise<unknown> {
+interface ClusterView {
+  readonly quorum?: boolean;
+  readonly pools?: Readonly<Record<string, { readonly scheduler?: string | null }>>;
+}
+
+/** Whether every replica has quorum and all name the same (non-null) scheduler for every pool any of them lists. */
+export function agreed(views: readonly ClusterView[]): boolean {
+  if (!views.every((v) => v.quorum === true)) return false;
+  const pools = new Set(views.flatMap((v) => Object.keys(v.pools ?? {})));
+  return [...pools].every((pool) => {
+    const named = new Set(views.map((v) => v.pools?.[pool]?.scheduler ?? null));
+    return named.size === 1 && !named.has(null);
+  });
+}
+
+/** Polls every replica's `/debug/cluster` until they agree (see `agreed`); throws with their last views after `timeoutMs`. */
+async function clusterAgreed(adminUrls: readonly string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let views: unknown[] = [];
+  while (Date.now() < deadline) {
+    views = await Promise.all(adminUrls.map((u) => adminJson(u, '/debug/cluster')));
+    if (agreed(views as ClusterView[])) return;
+    await sleep(100);
+  }
+  throw new Error(`replicas did not agree on a scheduler with quorum within ${timeoutMs} ms: ${JSON.stringify(views)}`);
+}
+
+async function adminJson(adminUrl: string, path: string): Promise<unknown> {
   try {
-    const res = await fetch(`${adminUrl}/debug/pools`, { signal: AbortSignal.timeout(2000) });
+    const res = await fetch(`${adminUrl}${path}`, { signal: AbortSignal.timeout(2000) });
     return await res.json();
   } catch (err) {
     return { error: (err as Error).message };
   }
+}
+
+/** The gateway's own view after a run (`/debug/pools`), kept in the JSON for diagnosis. */
+export function debugPools(adminUrl: string): Promise<unknown> {
+  return adminJson(adminUrl, '/debug/pools');
+}
+
+/** A replica's view of the cluster (`/debug/cluster`), kept in the JSON for cluster rows. */
+export function debugCluster(adminUrl: string): Promise<unknown> {
+  return adminJson(adminUrl, '/debug/cluster');
 }

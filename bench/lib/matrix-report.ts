@@ -1,8 +1,10 @@
 /**
  * Tables, charts and the JSON document for burst-matrix results, shared by the burst, study, mixed
  * and replicas scenarios: p50 / p95 / max per strategy and burst size with ratios to the ideal
- * schedule, bars per strategy (p95 with a whisker to the max, the ideal dashed), and every run.
+ * schedule, bars per strategy (p95 with a whisker to the max, the ideal dashed), every run, each
+ * pod's peak load per row, and with `--baseline` the comparison with the baseline build.
  */
+import { baselineSection, comparePairs } from './baseline.js';
 import type { MatrixPlan, MatrixResult, PreparedMatrix } from './matrix.js';
 import { hbarChart, type Chart } from './plot.js';
 import type { Shape } from './pods.js';
@@ -18,9 +20,28 @@ export const methodNote =
   "unmeasured bursts of 4 s of the cluster's capacity instead (learning a pod's slots takes saturating it for a few service " +
   'times, and a completion-aware pool rarely saturates a slow pod), except rows marked cold. Then the bursts in order.';
 
-/** The Markdown lines every burst scenario shows first: its command, how rows start, and the table. */
+/** The Markdown lines every burst scenario shows first: its command, how rows start, the table, and the baseline comparison if any. */
 export function measuredSection(command: string, table: Table, result: MatrixResult, rows: readonly Row[]): string[] {
-  return [`Command: \`${command}\``, '', methodNote, '', markdownTable(table), '', ...cellNotes(result, rows)];
+  const baseline = baselineSection(result, rows);
+  return [`Command: \`${command}\``, '', methodNote, '', markdownTable(table), '', ...cellNotes(result, rows), ...(baseline.length > 0 ? ['', ...baseline] : [])];
+}
+
+/**
+ * Per measured row and shape: the most requests each pod held at once over the row's runs (warm-up and
+ * priming included), against the pod's slots, and whether any pod was given more than its slots.
+ */
+export function podPeakTable(result: MatrixResult, rows: readonly Row[], shapes: readonly Shape[]): Table {
+  const out: string[][] = [];
+  for (const s of shapes) {
+    for (const r of rows) {
+      const runs = result.peaks[`${r.id}|${s.id}`];
+      if (!runs || runs.length === 0) continue;
+      const peak = s.pods.map((_, i) => Math.max(...runs.map((x) => x[i] ?? 0)));
+      const over = s.pods.filter((p, i) => (peak[i] as number) > p.slots).map((p) => p.name);
+      out.push([s.id, r.label, s.pods.map((p, i) => `${peak[i]}/${p.slots}`).join(' '), over.length === 0 ? 'no' : `YES: ${over.join(', ')}`]);
+    }
+  }
+  return { header: ['shape', 'row', 'peak/slots per pod', 'more than its slots'], rows: out, align: ['l', 'l', 'l', 'l'] };
 }
 
 /** One line per (burst, strategy): p50, p95, max in seconds and p95, max as ratios to `idealId`. */
@@ -80,6 +101,7 @@ export function matrixJson(plan: MatrixPlan, prepared: PreparedMatrix, result: M
       'latencies in milliseconds of the shape (scaled back when timeScale < 1), from send to the end of the response body',
       'percentiles are nearest-rank; a cell summary is the median over repeats of each statistic',
       'latenciesMs are per request in send order; null marks a failed request',
+      'podPeaks: per row|shape, per repeat, per pod (shape order): the most requests the pod held at once, running plus waiting inside it',
     ],
     plan: {
       windowMs: plan.windowMs,
@@ -91,7 +113,9 @@ export function matrixJson(plan: MatrixPlan, prepared: PreparedMatrix, result: M
       unavailable: Object.fromEntries(prepared.unavailable),
     },
     ...extra,
+    ...(result.baseline ? { baseline: { dir: result.baseline, comparison: comparePairs(result, prepared.rows) } } : {}),
     cells: result.cells,
+    podPeaks: result.peaks,
     gatewayDebugPools: result.debug,
   };
 }

@@ -3,9 +3,12 @@
  * measured row, start the row's target, fire each burst size at it, wait until every pod is idle, and
  * record every request. Ideal rows are simulated from the same arrivals and service times. Repeats
  * are interleaved (all rows, then all rows again) so slow drift of the machine hits every row alike;
- * a cell's summary is the median of each statistic over its repeats.
+ * a cell's summary is the median of each statistic over its repeats. With `--baseline` every gateway
+ * row has a twin on the baseline build beside it (baseline.ts). Per row and repeat it also records
+ * the most requests each pod held at once (pods.ts), to show a pod given more than its slots.
  */
-import { checkPoolSettings, debugPools } from './gateway.js';
+import { baselineMain, comparePairs, comparisonSummary, comparisonTable, repeatOrder, withBaseline } from './baseline.js';
+import { checkPoolSettings, debugCluster, debugPools } from './gateway.js';
 import { burstArrivals, simulate } from './ideal.js';
 import { runBurst, type BurstSample, type Sender } from './load.js';
 import { startCluster, type Cluster, type Shape } from './pods.js';
@@ -13,6 +16,7 @@ import { findTool } from './peers.js';
 import { sleep } from './procs.js';
 import { Progress } from './progress.js';
 import type { BenchOptions } from './scenario.js';
+import { markdownTable } from './report.js';
 import { medianSummary, summarize, type Summary } from './stats.js';
 import { needsCheck, podsLike, scheduleLike, startCostS, startTarget, toolOf, type Row } from './targets.js';
 
@@ -58,8 +62,12 @@ export interface CellResult {
 
 export class MatrixResult {
   readonly cells: CellResult[] = [];
-  /** /debug/pools from each gateway row after its first repeat, by row and shape. */
+  /** /debug/pools from each gateway row after its first repeat, by row and shape (and /debug/cluster, key suffix `|cluster`). */
   readonly debug: Record<string, unknown> = {};
+  /** Per `row|shape`, per repeat, per pod: the most requests the pod held at once (running + waiting inside it). */
+  readonly peaks: Record<string, number[][]> = {};
+  /** The baseline checkout the gateway rows were compared with (`--baseline`). */
+  baseline?: string;
   private readonly index = new Map<string, CellResult>();
 
   cell(row: string, shape: string, burst: number): CellResult {
@@ -111,17 +119,24 @@ export function prepareBursts(scenario: string, shape: Shape, rows: readonly Row
 }
 
 export function prepareMatrix(plan: MatrixPlan, options: BenchOptions, log: (line: string) => void): PreparedMatrix {
-  const rows = options.rows ? plan.rows.filter((r) => r.target.kind === 'ideal' || options.rows?.includes(r.id)) : plan.rows;
+  const chosen = options.rows ? plan.rows.filter((r) => r.target.kind === 'ideal' || options.rows?.includes(r.id)) : plan.rows;
+  const rows = options.baseline ? withBaseline(chosen, baselineMain(options.baseline)) : chosen;
   const unavailable = new Map<string, string>();
   for (const r of rows) {
     const tool = toolOf(r.target);
     const status = tool ? findTool(tool, { install: options.install, log }) : undefined;
     if (status && !status.ok) unavailable.set(r.id, status.note);
     if (r.target.kind === 'gateway' && needsCheck(r.target)) {
-      const check = checkPoolSettings(r.target.pool);
-      if (!check.ok) unavailable.set(r.id, `this gateway build does not accept these settings (${check.message})`);
+      const { main, cluster } = r.target;
+      const check = checkPoolSettings(r.target.pool, { ...(main ? { main } : {}), ...(cluster ? { cluster } : {}) });
+      if (!check.ok) unavailable.set(r.id, `${main ? 'the baseline' : 'this'} gateway build does not accept these settings (${check.message})`);
     }
   }
+  // A baseline twin runs wherever its row does.
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const original = (r: Row) => (r.baselineOf ? (byId.get(r.baselineOf) ?? r) : r);
+  const measures = plan.measures ? (s: Shape, r: Row) => (plan.measures as NonNullable<MatrixPlan['measures']>)(s, original(r)) : undefined;
+  const planned = { ...plan, ...(measures ? { measures } : {}) };
   const measured = rows.filter((r) => r.target.kind !== 'ideal' && !unavailable.has(r.id));
   /** Seconds each (row, shape, burst) run should take: the row's schedule simulated, plus settling. */
   const stepS = new Map<string, number>();
@@ -129,7 +144,7 @@ export function prepareMatrix(plan: MatrixPlan, options: BenchOptions, log: (lin
   let steps = 0;
   for (const r of measured) {
     for (const s of plan.shapes) {
-      if (plan.measures && !plan.measures(s, r)) continue;
+      if (measures && !measures(s, r)) continue;
       const bursts = plan.bursts.filter((b) => !plan.skip?.(s, b));
       if (bursts.length > 0) {
         const primeS = priming(r, s).reduce((sum, n) => sum + (simulate(scheduleLike(r.target), burstArrivals(n, plan.windowMs), podsLike(r.target, s.pods)).makespanMs * plan.timeScale) / 1000 + SETTLE_S, 0);
@@ -145,7 +160,16 @@ export function prepareMatrix(plan: MatrixPlan, options: BenchOptions, log: (lin
     }
   }
   const progress = () => new Progress(plan.scenario, steps, estimateS);
-  return { estimateS, steps, rows, unavailable, run: () => runMatrix(plan, rows, measured, unavailable, stepS, progress()) };
+  const run = async () => {
+    const result = await runMatrix(planned, rows, measured, unavailable, stepS, progress());
+    if (options.baseline) {
+      result.baseline = options.baseline;
+      const pairs = comparePairs(result, rows);
+      process.stdout.write(`\nThis build vs baseline (${options.baseline}):\n${markdownTable(comparisonTable(pairs, rows))}\n${comparisonSummary(pairs, rows)}\n`);
+    }
+    return result;
+  };
+  return { estimateS, steps, rows, unavailable, run };
 }
 
 async function runMatrix(
@@ -183,9 +207,10 @@ async function runMatrix(
     const cluster = await startCluster(s, plan.timeScale);
     try {
       for (let rep = 0; rep < plan.repeats; rep++) {
-        for (const r of here) {
+        for (const r of repeatOrder(here, rep)) {
           const label = (b: number) => `${s.id} | ${r.label} | burst ${b}${plan.repeats > 1 ? ` | repeat ${rep + 1}/${plan.repeats}` : ''}`;
           let running;
+          cluster.takePeaks();
           try {
             running = await startTarget(r.target, cluster, 1000 * rep + 17);
             await running.sender.warm(WARM_REQUESTS, WARM_CONCURRENCY);
@@ -214,8 +239,12 @@ async function runMatrix(
               result.cell(r.id, s.id, b).runs.push(record(rep, samples, counts, plan.windowMs * plan.timeScale, plan.timeScale));
               await sleep(100);
             }
+            (result.peaks[`${r.id}|${s.id}`] ??= []).push(cluster.takePeaks());
             if (rep === 0 && running.adminUrls.length > 0) {
               result.debug[`${r.id}|${s.id}`] = await Promise.all(running.adminUrls.map((u) => debugPools(u)));
+              if (r.target.kind === 'gateway' && r.target.cluster) {
+                result.debug[`${r.id}|${s.id}|cluster`] = await Promise.all(running.adminUrls.map((u) => debugCluster(u)));
+              }
             }
           } finally {
             await running.stop();

@@ -4,7 +4,11 @@
  * almost nothing, and the bench can see exactly when every pod is idle again between bursts.
  * A time scale shrinks service times (and the scenario shrinks its arrival window by the same factor)
  * for `--quick` runs; latencies are reported scaled back, in the shape's own seconds.
+ * Each pod's peak load is tracked exactly: the requests it held at once, running plus waiting inside
+ * it (the emulator's own `maxRunning` never passes its slots, since the rest wait in its FIFO), sampled
+ * right after each request is scheduled, the only moment that sum grows.
  */
+import type { IncomingMessage } from 'node:http';
 import { startRasaPod, type RasaPod } from '../../src/emulator/rasa-pod.js';
 import type { PodModel } from './ideal.js';
 import { sleep } from './procs.js';
@@ -50,6 +54,8 @@ export interface Cluster {
   idle(timeoutMs?: number): Promise<boolean>;
   /** Requests served per pod since the last call. */
   takeCounts(): number[];
+  /** Per pod, the most requests it held at once (running + waiting inside it) since the last call. */
+  takePeaks(): number[];
   close(): Promise<void>;
 }
 
@@ -67,6 +73,15 @@ export function startPod(p: PodSpec, timeScale = 1, extras: PodExtras = {}): Pro
 export async function startCluster(s: Shape, timeScale = 1, extras: PodExtras = {}): Promise<Cluster> {
   const pods = await Promise.all(s.pods.map((p) => startPod(p, timeScale, extras)));
   const seen = pods.map(() => 0);
+  const peaks = pods.map(() => 0);
+  pods.forEach((p, i) => {
+    // Registered after the pod's own handler, so this `end` listener runs after the pod scheduled the request.
+    p.server.on('request', (req: IncomingMessage) => {
+      req.once('end', () => {
+        peaks[i] = Math.max(peaks[i] as number, p.running + p.queued);
+      });
+    });
+  });
   return {
     shape: s,
     pods,
@@ -85,6 +100,11 @@ export async function startCluster(s: Shape, timeScale = 1, extras: PodExtras = 
         seen[i] = p.handled;
         return n;
       });
+    },
+    takePeaks() {
+      const out = [...peaks];
+      peaks.fill(0);
+      return out;
     },
     async close() {
       await Promise.all(pods.map((p) => p.close()));

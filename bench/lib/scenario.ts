@@ -9,6 +9,8 @@ export interface BenchOptions {
   /** May the bench apt-get install nginx, HAProxy and wrk when missing. */
   readonly install: boolean;
   readonly outDir: string;
+  /** Another built checkout of the project: every gateway row also runs on its dist/src/main.js (baseline.ts). */
+  readonly baseline?: string;
 }
 
 /** The command line that reproduces a scenario run with these options, for the result files. */
@@ -17,6 +19,7 @@ export function benchCommand(scenario: string, options: BenchOptions): string {
     options.quick ? ' --quick' : '',
     options.rows ? ` --rows ${options.rows.join(',')}` : '',
     options.repeats !== undefined ? ` --repeats ${options.repeats}` : '',
+    options.baseline ? ` --baseline ${options.baseline}` : '',
   ];
   return `npm run bench -- ${scenario}${flags.join('')}`;
 }

@@ -4,7 +4,8 @@
  * - `ideal`: no process, the schedule is simulated (ideal.ts) from the same arrivals and service times;
  * - `kube`: no proxy, the Kubernetes-like baseline spread by the client itself (round-robin per
  *   request as a per-request L4/L7 Service would, or random per keep-alive connection as kube-proxy);
- * - `gateway`: this project, N replicas, with pool settings merged into its config;
+ * - `gateway`: this project, N replicas, with pool settings merged into its config, optionally joined
+ *   into one cluster, optionally another build of it (`main`: a baseline checkout, see baseline.ts);
  * - `nginx`, `haproxy`: the peers.
  */
 import type { Cluster } from './pods.js';
@@ -17,7 +18,7 @@ import { seededRandom } from './stats.js';
 export type TargetSpec =
   | { readonly kind: 'ideal'; readonly schedule: 'greedy' | 'earliest-completion' }
   | { readonly kind: 'kube'; readonly spread: 'round-robin' | 'random-connection' }
-  | { readonly kind: 'gateway'; readonly pool: PoolSettings; readonly replicas?: number }
+  | { readonly kind: 'gateway'; readonly pool: PoolSettings; readonly replicas?: number; readonly cluster?: boolean; readonly main?: string }
   | { readonly kind: 'nginx'; readonly method: 'least_conn' | 'round-robin' }
   | { readonly kind: 'haproxy'; readonly balance: 'leastconn' | 'roundrobin'; readonly maxconn?: number };
 
@@ -29,6 +30,8 @@ export interface Row {
   readonly group: 'ideal' | 'kube' | 'gateway' | 'peer';
   /** Measured after the short priming every row gets, even if it learns slots (what a fresh gateway does). */
   readonly cold?: boolean;
+  /** This row reruns row `baselineOf` on the baseline build (`--baseline`, see baseline.ts). */
+  readonly baselineOf?: string;
 }
 
 export type Slots = number | 'unlimited' | 'auto';
@@ -53,16 +56,24 @@ export const row = {
     target: { kind: 'kube', spread: 'random-connection' },
     group: 'kube',
   }),
-  /** Extra pool settings (e.g. `{ dispatch: 'earliest-completion' }`) name themselves in the id and label. */
-  gateway: (balancer: string, slots: Slots, extra: { replicas?: number; pool?: PoolSettings } = {}): Row => {
+  /**
+   * Extra pool settings (e.g. `{ dispatch: 'earliest-completion' }`) name themselves in the id and label;
+   * `cluster` (the replicas joined into one cluster) adds `-cluster` and ", cluster".
+   */
+  gateway: (balancer: string, slots: Slots, extra: { replicas?: number; pool?: PoolSettings; cluster?: boolean } = {}): Row => {
     const replicas = extra.replicas ?? 1;
     const settings = Object.entries(extra.pool ?? {});
     return {
-      id: `gw-${balancer}-${slots}${settings.map(([, v]) => `-${String(v)}`).join('')}${replicas > 1 ? `-x${replicas}` : ''}`,
-      label: `gateway${replicas > 1 ? ` x${replicas}` : ''} ${balancer}, ${slotsText(slots)}${settings.map(([k, v]) => `, ${k} ${String(v)}`).join('')}`,
+      id: `gw-${balancer}-${slots}${settings.map(([, v]) => `-${String(v)}`).join('')}${replicas > 1 ? `-x${replicas}` : ''}${extra.cluster ? '-cluster' : ''}`,
+      label: `gateway${replicas > 1 ? ` x${replicas}` : ''}${extra.cluster ? ' cluster' : ''} ${balancer}, ${slotsText(slots)}${settings.map(([k, v]) => `, ${k} ${String(v)}`).join('')}`,
       // Numbered slots mean the speed-blind central queue (HAProxy's maxconn + queue) unless a row asks
       // for another dispatch: the gateway's default for them is earliest-completion.
-      target: { kind: 'gateway', pool: { balancer, slotsPerEndpoint: slots, ...(typeof slots === 'number' ? { dispatch: 'greedy' } : {}), ...extra.pool }, replicas },
+      target: {
+        kind: 'gateway',
+        pool: { balancer, slotsPerEndpoint: slots, ...(typeof slots === 'number' ? { dispatch: 'greedy' } : {}), ...extra.pool },
+        replicas,
+        ...(extra.cluster ? { cluster: true } : {}),
+      },
       group: 'gateway',
     };
   },
@@ -80,11 +91,11 @@ export const row = {
 /** Every balancer the gateway ships, for "each balancer" rows. */
 export const gatewayBalancers = ['round-robin', 'random', 'least-outstanding', 'p2c', 'peak-ewma'] as const;
 
-/** Whether a gateway row uses settings beyond a balancer and a fixed slot count (the build may not have them yet). */
+/** Whether a gateway row uses settings beyond a balancer and a fixed slot count, or another build (which may not have them). */
 export function needsCheck(spec: TargetSpec): boolean {
   if (spec.kind !== 'gateway') return false;
   const { balancer: _b, slotsPerEndpoint, ...rest } = spec.pool;
-  return slotsPerEndpoint === 'auto' || Object.keys(rest).length > 0;
+  return slotsPerEndpoint === 'auto' || Object.keys(rest).length > 0 || spec.cluster === true || spec.main !== undefined;
 }
 
 export function toolOf(spec: TargetSpec): Tool | undefined {
@@ -117,7 +128,7 @@ export function podsLike<P extends PodModel>(spec: TargetSpec, pods: readonly P[
 
 /** Seconds it takes to start a row's processes, for estimates. */
 export function startCostS(spec: TargetSpec): number {
-  if (spec.kind === 'gateway') return 0.6 + 0.15 * (spec.replicas ?? 1);
+  if (spec.kind === 'gateway') return 0.6 + 0.15 * (spec.replicas ?? 1) + (spec.cluster ? 1 : 0);
   if (spec.kind === 'nginx' || spec.kind === 'haproxy') return 0.15;
   return 0;
 }
@@ -138,7 +149,14 @@ export interface Proxy {
 export async function startProxy(spec: ProxySpec, endpoints: readonly string[], cpus?: string): Promise<Proxy> {
   const pin = cpus ? { cpus } : {};
   if (spec.kind === 'gateway') {
-    const g = await startGateways({ endpoints, pool: spec.pool, replicas: spec.replicas ?? 1, ...pin });
+    const g = await startGateways({
+      endpoints,
+      pool: spec.pool,
+      replicas: spec.replicas ?? 1,
+      ...pin,
+      ...(spec.cluster ? { cluster: true } : {}),
+      ...(spec.main ? { main: spec.main } : {}),
+    });
     return { urls: g.urls, adminUrls: g.adminUrls, pids: g.procs.map((p) => p.pid), stop: () => g.stop() };
   }
   const peer =

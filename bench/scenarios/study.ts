@@ -12,6 +12,7 @@
  * are reported scaled back), drops the 1-pod cluster, the 1-request bursts and all weak shapes but
  * 4 pods, and keeps one row per kind, so it ends in under two minutes.
  */
+import { baselineSection } from '../lib/baseline.js';
 import { cellNotes, matrixJson, methodNote, strategyBars } from '../lib/matrix-report.js';
 import { prepareMatrix, type MatrixPlan, type MatrixResult } from '../lib/matrix.js';
 import { linePanels, type Chart } from '../lib/plot.js';
@@ -37,7 +38,8 @@ function weakCount(pods: number): number {
   return pods < 2 ? 0 : Math.max(1, Math.round(pods / 4));
 }
 
-function shapes(equal: readonly number[], weakened: readonly number[]): Shape[] {
+/** The study's clusters: all pods equal (`equal-<n>`), and with some weak (`weak-<n>`). */
+export function studyShapes(equal: readonly number[], weakened: readonly number[]): Shape[] {
   const out: Shape[] = [];
   for (const kind of ['equal', 'weak'] as const) {
     for (const n of kind === 'equal' ? equal : weakened) {
@@ -198,7 +200,7 @@ export const study: Scenario = {
   async prepare(options, log) {
     const pods = options.quick ? [2, 4, 10] : [1, 2, 4, 10];
     const bursts = options.quick ? [10, 50, 100] : [1, 10, 50, 100];
-    const all = shapes(pods, options.quick ? [4] : pods);
+    const all = studyShapes(pods, options.quick ? [4] : pods);
     const plan: MatrixPlan = {
       scenario: 'study',
       shapes: all,
@@ -273,6 +275,7 @@ export const study: Scenario = {
           '',
           ...cellNotes(result, rows),
           '',
+          ...baselineSection(result, rows),
           '## Checks (issue 6)',
           '',
           'Gateway with queue, p95 within 2 % of the ideal on the weak-pod bursts:',
