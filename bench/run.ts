@@ -16,6 +16,7 @@ import { autoscale } from './scenarios/autoscale.js';
 import { burst } from './scenarios/burst.js';
 import { cache } from './scenarios/cache.js';
 import { cluster } from './scenarios/cluster.js';
+import { failover } from './scenarios/failover.js';
 import { mixed } from './scenarios/mixed.js';
 import { overhead } from './scenarios/overhead.js';
 import { replicas } from './scenarios/replicas.js';
@@ -23,7 +24,7 @@ import { soak } from './scenarios/soak.js';
 import { study } from './scenarios/study.js';
 import { widgets } from './scenarios/widgets.js';
 
-const scenarios: readonly Scenario[] = [burst, study, mixed, overhead, replicas, cache, soak, autoscale, widgets, cluster];
+const scenarios: readonly Scenario[] = [burst, study, mixed, overhead, replicas, cache, soak, autoscale, widgets, cluster, failover];
 
 const usage = `Usage: npm run bench -- <scenario...|all> [options]
 
