@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { RasaPod } from '../src/emulator/rasa-pod.js';
-import { clusterView, freePort, waitFor } from './helpers/cluster.js';
+import { clusterView, freePort, replicaConfigHead, waitFor } from './helpers/cluster.js';
 import { Harness, metricValue, post } from './helpers/harness.js';
 import { startGateway, writeConfig, type Started } from './helpers/process.js';
 
@@ -31,14 +31,7 @@ async function startCluster(pods: readonly RasaPod[], count: number, slots: numb
   for (let i = 0; i < count; i++) {
     const file = writeConfig(
       [
-        'listen: { host: 127.0.0.1, port: 0 }',
-        'admin: { host: 127.0.0.1, port: 0 }',
-        'log: { level: warn }',
-        'shutdown: { drainTimeoutMs: 100 }',
-        'cluster:',
-        `  listen: { host: 127.0.0.1, port: ${ports[i]} }`,
-        `  advertise: ${urls[i]}`,
-        `  peers: [${urls.join(', ')}]`,
+        ...replicaConfigHead({ host: '127.0.0.1', port: ports[i] as number, advertise: urls[i] as string, peers: urls }),
         'pools:',
         '  rasa:',
         `    endpoints: [${pods.map((p) => p.url).join(', ')}]`,

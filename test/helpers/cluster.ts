@@ -49,25 +49,25 @@ export interface ReplicaSpec {
   readonly pools: readonly string[];
 }
 
+/** The config lines every cluster replica of a test shares: ephemeral listeners, quiet logs, a quick drain, the cluster section. */
+export function replicaConfigHead(spec: Omit<ReplicaSpec, 'pools'>): string[] {
+  return [
+    'listen: { host: 127.0.0.1, port: 0 }',
+    'admin: { host: 127.0.0.1, port: 0 }',
+    'log: { level: warn }',
+    'shutdown: { drainTimeoutMs: 100 }',
+    'cluster:',
+    `  listen: { host: ${spec.host}, port: ${spec.port} }`,
+    `  advertise: ${spec.advertise ?? `http://${spec.host}:${spec.port}`}`,
+    `  peers: [${spec.peers.join(', ')}]`,
+  ];
+}
+
 /** A real gateway process whose pools point at a closed port (the cluster does not need pods). */
 export function startReplica(spec: ReplicaSpec): Promise<Started> {
   const pools = spec.pools.map((name) => `  ${name}:\n    endpoints: [http://127.0.0.1:9]\n`).join('');
   const routes = spec.pools.map((name, i) => `  - { ${i === 0 ? 'prefix: /' : `path: /${name}`}, pool: ${name} }\n`).join('');
-  const file = writeConfig(
-    [
-      'listen: { host: 127.0.0.1, port: 0 }',
-      'admin: { host: 127.0.0.1, port: 0 }',
-      'log: { level: warn }',
-      'shutdown: { drainTimeoutMs: 100 }',
-      'cluster:',
-      `  listen: { host: ${spec.host}, port: ${spec.port} }`,
-      `  advertise: ${spec.advertise ?? `http://${spec.host}:${spec.port}`}`,
-      `  peers: [${spec.peers.join(', ')}]`,
-      'pools:',
-      pools + 'routes:',
-      routes,
-    ].join('\n'),
-  );
+  const file = writeConfig([...replicaConfigHead(spec), 'pools:', pools + 'routes:', routes].join('\n'));
   return startGateway(['--config', file]);
 }
 
