@@ -20,6 +20,7 @@ import type { RasaAuth } from './cache/rasa-auth.js';
 import type { BalancerName } from './balancer/types.js';
 import type { DispatchMode } from './pool/pool.js';
 import {
+  type capacitySchema,
   ejectionSchema,
   gatewaySchema,
   poolSchema,
@@ -50,6 +51,8 @@ export type OrderingMode = 'webhooks' | 'all' | 'none';
 /** Pod-deletion-cost writer (src/scale-in/deletion-cost.ts); `kubernetes:` pools only. */
 export type DeletionCostConfig = Section<typeof deletionCostSchema>;
 export type LimitsConfig = Section<typeof limitsSchema>;
+/** Capacity planning per pool (src/capacity/): the wait target, backlog horizon and measuring window. */
+export type CapacityConfig = Section<typeof capacitySchema>;
 
 export interface PoolConfig {
   readonly name: string;
@@ -81,6 +84,8 @@ export interface PoolConfig {
   readonly rasaAuth: RasaAuth;
   /** Keep `controller.kubernetes.io/pod-deletion-cost` on the pods near their live conversations. */
   readonly deletionCost: DeletionCostConfig;
+  /** What the desired pod count aims at, and over what window it measures. */
+  readonly capacity: CapacityConfig;
 }
 
 export interface RouteConfig {
@@ -324,6 +329,7 @@ function pool(name: string, p: PoolDocument, given: Obj, path: string, env: Node
     cache: p.cache,
     rasaAuth: rasaAuth(p.rasaAuth, join(path, 'rasaAuth'), env),
     deletionCost: p.deletionCost,
+    capacity: p.capacity,
     sessions: p.sessions,
   };
 }

@@ -4,6 +4,7 @@
  * without exposing it to the chatbot's users, and nothing on it changes state.
  */
 import type { FastifyInstance } from 'fastify';
+import { capacityReport, type CapacityReport } from '../capacity/report.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { PoolRuntime } from '../runtime.js';
 import { statusRoutes, type StatusOptions } from './status/status-routes.js';
@@ -51,6 +52,11 @@ export function describePools(pools: ReadonlyMap<string, PoolRuntime>) {
   };
 }
 
+/** Per pool: the measured rate and service time, slots, and current against desired pods (src/capacity/). */
+export function describeCapacity(pools: ReadonlyMap<string, PoolRuntime>): CapacityReport {
+  return { pools: [...pools.values()].flatMap(({ capacity }) => (capacity ? [capacityReport(capacity.snapshot())] : [])) };
+}
+
 export async function adminPlugin(app: FastifyInstance, options: AdminOptions): Promise<void> {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -66,6 +72,8 @@ export async function adminPlugin(app: FastifyInstance, options: AdminOptions): 
   });
 
   app.get('/debug/pools', async () => describePools(options.pools));
+
+  app.get('/debug/capacity', async () => describeCapacity(options.pools));
 
   await app.register(statusRoutes, { ...options.status, pools: options.pools, metrics: options.metrics });
 }

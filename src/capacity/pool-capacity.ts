@@ -1,0 +1,175 @@
+/**
+ * The live capacity estimate of one pool: what the pool is asked to do (arrival rate per route
+ * class over a sliding window) and what its pods take to do it (service time per route class, from
+ * completed leases), turned by the queue model into the pods the pool needs (the metric
+ * `gateway_pool_desired_pods`, the status page, `GET /debug/capacity`, `rasa-gateway plan --from`).
+ *
+ * Service time is a lease's slot-hold time (grant to release, what occupies a server in the model)
+ * of attempts the pod answered (`ok`): refusals and client aborts would make pods look fast. It is
+ * heard through the pool's listener seam, like every other learner. Arrivals are counted by the
+ * request path as requests reach admission (after the parse cache, which needs no pod), so requests
+ * the queue later refuses still count: they are load the pool failed to serve.
+ *
+ * Route classes (Rasa's route kinds: `model` for /model/parse, `webhook`, `conversation`, ...) are
+ * kept apart and mixed by their rates, so a pool serving 40 ms parses and 2 s dialogue turns is
+ * modelled with the spread of both. Hot path: a map lookup and a bucket increment; everything else
+ * runs when someone reads the estimate.
+ */
+import type { Ticket } from '../admission/ticket.js';
+import type { Pool } from '../pool/pool.js';
+import { desiredPods, latencyQuantileMs, type PodProfile } from './queue-model.js';
+import { fromMoments, mixture, type ServiceTime } from './service-time.js';
+import { SlidingWindow, type WindowTotals } from './sliding-window.js';
+
+export interface CapacityConfig {
+  /** The p95 queue wait the desired pod count keeps to. */
+  readonly targetQueueWaitMs: number;
+  /** Time allowed to drain a backlog beyond the steady-state queue. */
+  readonly horizonMs: number;
+  /** The sliding window of rates and service times. */
+  readonly windowMs: number;
+}
+
+export const DEFAULT_CLASS = 'all';
+
+export interface ClassEstimate {
+  readonly name: string;
+  readonly ratePerS: number;
+  readonly meanMs: number | null;
+  readonly cv: number | null;
+  /** Answered attempts in the window. */
+  readonly completions: number;
+}
+
+export interface CapacitySnapshot {
+  readonly pool: string;
+  readonly ratePerS: number;
+  /** The pool's service time, mixed over its route classes; null before any answer. */
+  readonly service: { readonly meanMs: number; readonly cv: number } | null;
+  readonly classes: readonly ClassEstimate[];
+  /** Slots per pod the model uses; null when the pool's slots are unlimited (no model then). */
+  readonly slots: number | null;
+  /** Pods taking new work now. */
+  readonly currentPods: number;
+  readonly queueLength: number;
+  /** Null only with unlimited slots. */
+  readonly desiredPods: number | null;
+  /** The parts of the answer (see queue-model.ts): for the wait target, and for arrivals + backlog. */
+  readonly forWait: number | null;
+  readonly forBacklog: number | null;
+  /** The p95 latency the model expects at the current pod count (ms); Infinity when overloaded. */
+  readonly expectedP95Ms: number | null;
+  readonly config: CapacityConfig;
+  readonly windowMs: number;
+}
+
+interface RouteClass {
+  readonly arrivals: SlidingWindow;
+  readonly service: SlidingWindow;
+  /** The last window that had answers, for a window that has none. */
+  last: { meanMs: number; cv: number } | undefined;
+}
+
+export interface PoolCapacityOptions {
+  /** The route class of an admitted request (default: one class for everything). */
+  readonly classOf?: (ticket: Ticket) => string;
+}
+
+export class PoolCapacity {
+  private readonly classes = new Map<string, RouteClass>();
+  private readonly classOf: (ticket: Ticket) => string;
+
+  constructor(
+    private readonly pool: Pool,
+    readonly config: CapacityConfig,
+    options: PoolCapacityOptions = {},
+  ) {
+    this.classOf = options.classOf ?? (() => DEFAULT_CLASS);
+    pool.listen({
+      requestEnded: (_backend, outcome, _latencyMs, lease) => {
+        if (outcome !== 'ok') return;
+        const now = pool.now();
+        this.classNamed(this.classOf(lease.holder)).service.add(now, now - lease.grantedAtMs);
+      },
+    });
+  }
+
+  /** A request of `routeClass` reached admission (hot path). */
+  arrived(routeClass = DEFAULT_CLASS): void {
+    this.classNamed(routeClass).arrivals.add(this.pool.now());
+  }
+
+  private classNamed(name: string): RouteClass {
+    let c = this.classes.get(name);
+    if (!c) {
+      const now = this.pool.now();
+      c = { arrivals: new SlidingWindow(this.config.windowMs, now), service: new SlidingWindow(this.config.windowMs, now), last: undefined };
+      this.classes.set(name, c);
+    }
+    return c;
+  }
+
+  /** Slots per pod: the configured number, or the mean of the learned ones with `auto`. */
+  private slotsPerPod(): number | null {
+    const pool = this.pool;
+    if (!Number.isFinite(pool.slots)) return null;
+    if (!pool.adaptive) return pool.slots;
+    let sum = 0;
+    let n = 0;
+    for (const b of pool.backends) {
+      if (!b.acceptsNewWork || !Number.isFinite(b.limit)) continue;
+      sum += b.limit;
+      n++;
+    }
+    return n > 0 ? sum / n : pool.slots;
+  }
+
+  snapshot(): CapacitySnapshot {
+    const now = this.pool.now();
+    const classes: ClassEstimate[] = [];
+    const parts: { weight: number; service: ServiceTime }[] = [];
+    let ratePerS = 0;
+    for (const [name, c] of this.classes) {
+      const arrivals = c.arrivals.totals(now);
+      const rate = (arrivals.count * 1000) / arrivals.spanMs;
+      const served = c.service.totals(now);
+      const measured = moments(served);
+      if (measured) c.last = measured;
+      const service = measured ?? c.last;
+      ratePerS += rate;
+      classes.push({ name, ratePerS: rate, meanMs: service?.meanMs ?? null, cv: service?.cv ?? null, completions: served.count });
+      if (service) parts.push({ weight: rate, service: fromMoments(service.meanMs, service.cv) });
+    }
+    // With no arrival in the window, the classes still answering weigh equally.
+    const weighted = parts.some((x) => x.weight > 0) ? parts : parts.map((x) => ({ ...x, weight: 1 }));
+    const service = weighted.length > 0 ? mixture(weighted) : undefined;
+    const slots = this.slotsPerPod();
+    const currentPods = this.pool.workingCount;
+    const queueLength = this.pool.queue.length;
+    const base = { pool: this.pool.name, ratePerS, classes, slots, currentPods, queueLength, config: this.config, windowMs: this.config.windowMs };
+    if (slots === null) return { ...base, service: null, desiredPods: null, forWait: null, forBacklog: null, expectedP95Ms: null };
+    if (!service) {
+      // Nothing answered yet: keep what runs, and at least one pod while there is work to learn from.
+      const desired = ratePerS > 0 || queueLength > 0 ? Math.max(currentPods, 1) : 0;
+      return { ...base, service: null, desiredPods: desired, forWait: null, forBacklog: null, expectedP95Ms: null };
+    }
+    const profile: PodProfile = { service, slots };
+    const desired = desiredPods({ ratePerS, profile, queueLength, targetWaitMs: this.config.targetQueueWaitMs, horizonMs: this.config.horizonMs });
+    return {
+      ...base,
+      service: { meanMs: service.meanMs, cv: service.cv },
+      desiredPods: desired.pods,
+      forWait: desired.forWait,
+      forBacklog: desired.forBacklog,
+      expectedP95Ms: currentPods > 0 ? latencyQuantileMs(ratePerS, profile, currentPods, 0.95) : null,
+    };
+  }
+}
+
+function moments(t: WindowTotals): { meanMs: number; cv: number } | undefined {
+  if (t.count === 0) return undefined;
+  const meanMs = t.sum / t.count;
+  if (!(meanMs > 0)) return undefined;
+  const variance = Math.max(0, t.sumSq / t.count - meanMs * meanMs);
+  return { meanMs, cv: Math.sqrt(variance) / meanMs };
+}
