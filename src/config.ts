@@ -411,6 +411,7 @@ function deepFreeze<T>(value: T): T {
 }
 
 export const usage = `Usage: rasa-gateway [--config FILE] [options]
+       rasa-gateway plan [options]   capacity planning: pods needed per arrival rate (plan --help)
 
 A Kubernetes-aware gateway for Rasa: per-request balancing through a central queue per pool.
 
