@@ -66,8 +66,8 @@ export interface CapacitySnapshot {
 interface RouteClass {
   readonly arrivals: SlidingWindow;
   readonly service: SlidingWindow;
-  /** The last window that had answers, for a window that has none. */
-  last: { meanMs: number; cv: number } | undefined;
+  /** Every answer since the class appeared: the service time when the window has none (idle, or no pod left). */
+  readonly lifetime: { count: number; sum: number; sumSq: number };
 }
 
 export interface PoolCapacityOptions {
@@ -89,7 +89,12 @@ export class PoolCapacity {
       requestEnded: (_backend, outcome, _latencyMs, lease) => {
         if (outcome !== 'ok') return;
         const now = pool.now();
-        this.classNamed(this.classOf(lease.holder)).service.add(now, now - lease.grantedAtMs);
+        const c = this.classNamed(this.classOf(lease.holder));
+        const ms = now - lease.grantedAtMs;
+        c.service.add(now, ms);
+        c.lifetime.count++;
+        c.lifetime.sum += ms;
+        c.lifetime.sumSq += ms * ms;
       },
     });
   }
@@ -103,7 +108,7 @@ export class PoolCapacity {
     let c = this.classes.get(name);
     if (!c) {
       const now = this.pool.now();
-      c = { arrivals: new SlidingWindow(this.config.windowMs, now), service: new SlidingWindow(this.config.windowMs, now), last: undefined };
+      c = { arrivals: new SlidingWindow(this.config.windowMs, now), service: new SlidingWindow(this.config.windowMs, now), lifetime: { count: 0, sum: 0, sumSq: 0 } };
       this.classes.set(name, c);
     }
     return c;
@@ -133,9 +138,7 @@ export class PoolCapacity {
       const arrivals = c.arrivals.totals(now);
       const rate = (arrivals.count * 1000) / arrivals.spanMs;
       const served = c.service.totals(now);
-      const measured = moments(served);
-      if (measured) c.last = measured;
-      const service = measured ?? c.last;
+      const service = moments(served) ?? moments(c.lifetime);
       ratePerS += rate;
       classes.push({ name, ratePerS: rate, meanMs: service?.meanMs ?? null, cv: service?.cv ?? null, completions: served.count });
       if (service) parts.push({ weight: rate, service: fromMoments(service.meanMs, service.cv) });
@@ -166,7 +169,7 @@ export class PoolCapacity {
   }
 }
 
-function moments(t: WindowTotals): { meanMs: number; cv: number } | undefined {
+function moments(t: Pick<WindowTotals, 'count' | 'sum' | 'sumSq'>): { meanMs: number; cv: number } | undefined {
   if (t.count === 0) return undefined;
   const meanMs = t.sum / t.count;
   if (!(meanMs > 0)) return undefined;
