@@ -54,9 +54,14 @@ test('the sliding window counts the last windowMs in per-second buckets and forg
   w.add(1100, 4);
   assert.deepEqual(w.totals(1500), { count: 2, sum: 6, sumSq: 20, spanMs: 1500 }, 'while filling, the span is the time since the start');
   w.add(4900, 1);
-  assert.equal(w.totals(4999).count, 3);
-  assert.equal(w.totals(5000).count, 2, 'the bucket of second 0 left the window');
-  assert.equal(w.totals(5000).spanMs, 4000, 'the span covers the buckets still counted');
+  assert.equal(w.totals(5999).count, 3);
+  assert.equal(w.totals(6000).count, 2, 'the bucket of second 0 left the window');
+  assert.equal(w.totals(6000).spanMs, 5000, 'five whole seconds and the start of the sixth');
+  assert.equal(w.totals(6999).spanMs, 5999, 'never less than the window, never a sliver of a second');
+  const short = new SlidingWindow(1000, 0);
+  short.add(4999);
+  short.add(5001);
+  assert.equal(short.totals(5002).spanMs, 1002, 'a one-second window still spans a whole second');
   assert.equal(w.totals(20_000).count, 0, 'everything expires');
   w.add(20_100, 3);
   assert.equal(w.totals(20_200).sum, 3, 'a reused bucket starts from zero');

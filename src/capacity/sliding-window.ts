@@ -1,8 +1,9 @@
 /**
  * Count, sum and sum of squares of values over the last `windowMs`, in a ring of per-second buckets:
  * O(1) per observation on the request path (no sample arrays, no allocation), O(buckets) to read,
- * which happens at scrape time. The window slides by whole seconds, so a read covers between
- * windowMs - 1 s and windowMs of history; rates divide by the span actually covered.
+ * which happens at scrape time. A read covers the last ceil(windowMs / 1 s) whole seconds plus the
+ * second in progress, so between windowMs and windowMs + 1 s of history (never a sliver of a second,
+ * which would turn one arrival into a burst); rates divide by the span actually covered.
  */
 const BUCKET_MS = 1000;
 
@@ -26,7 +27,7 @@ export class SlidingWindow {
     /** When observation started: the span covered never reaches back before it. */
     private readonly startMs: number,
   ) {
-    this.size = Math.max(1, Math.ceil(windowMs / BUCKET_MS));
+    this.size = Math.max(1, Math.ceil(windowMs / BUCKET_MS)) + 1;
     this.seconds = new Float64Array(this.size).fill(-1);
     this.counts = new Float64Array(this.size);
     this.sums = new Float64Array(this.size);
