@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TicketQueue } from '../src/admission/ticket-queue.js';
-import { PoolCapacity } from '../src/capacity/pool-capacity.js';
+import { PoolCapacity, SERVICE_WINDOWS } from '../src/capacity/pool-capacity.js';
 import { SlidingWindow } from '../src/capacity/sliding-window.js';
 import { GatewayMetrics } from '../src/metrics/metrics.js';
 import { Pool } from '../src/pool/pool.js';
@@ -120,7 +120,7 @@ test('scale from zero after traffic: the measured service time sizes the backlog
     serve('model', 500);
     clock.now += 1000;
   }
-  clock.now += config.windowMs * 2;
+  clock.now += config.windowMs * SERVICE_WINDOWS * 2;
   pool.update([]);
   assert.equal(capacity.snapshot().desiredPods, 0, 'idle and empty: zero');
   const waiting = Array.from({ length: 3 }, () => new RecordingTicket());

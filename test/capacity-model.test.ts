@@ -135,10 +135,11 @@ test('the model: more pods never wait longer, overload has no finite wait, the b
 });
 
 for (const rate of RATES) {
-  test(`at ${rate} req/s the model's desired pods are within one of the simulation's`, () => {
+  test(`at ${rate} req/s the model's desired pods are within one of the simulation's`, (t) => {
     const sim = simulated.get(rate)!;
     const model = podsForWait(rate, profile, TARGET_WAIT_MS);
     assert.ok(Math.abs(model - sim.pods) <= 1, `model ${model} pods, simulation ${sim.pods} pods (p95 wait ${p95Wait(sim.run).toFixed(0)} ms)`);
+    t.diagnostic(`${rate} req/s: model ${model} pods, simulation ${sim.pods}`);
     const expected = latencyQuantileMs(rate, profile, sim.pods, 0.95);
     const measured = p95Latency(sim.run);
     assert.ok(Math.abs(expected / measured - 1) < 0.15, `p95 latency at ${sim.pods} pods: model ${expected.toFixed(0)} ms, simulation ${measured.toFixed(0)} ms`);

@@ -10,6 +10,12 @@
  * request path as requests reach admission (after the parse cache, which needs no pod), so requests
  * the queue later refuses still count: they are load the pool failed to serve.
  *
+ * The two move at different speeds, so they are measured over different windows: the arrival rate
+ * over `windowMs` (it changes with every ramp), service times over `SERVICE_WINDOWS` of them (a
+ * pod's service time is a property of its model and node; measured over a short window, a second
+ * of stall, a GC pause or a noisy neighbour, stretches every request in flight and the estimate
+ * jumps by pods the pool does not need, as `npm run bench -- autoscale` showed).
+ *
  * Route classes (Rasa's route kinds: `model` for /model/parse, `webhook`, `conversation`, ...) are
  * kept apart and mixed by their rates, so a pool serving 40 ms parses and 2 s dialogue turns is
  * modelled with the spread of both. Hot path: a map lookup and a bucket increment; everything else
@@ -26,11 +32,14 @@ export interface CapacityConfig {
   readonly targetQueueWaitMs: number;
   /** Time allowed to drain a backlog beyond the steady-state queue. */
   readonly horizonMs: number;
-  /** The sliding window of rates and service times. */
+  /** The sliding window of the arrival rate; service times use SERVICE_WINDOWS of them. */
   readonly windowMs: number;
 }
 
 export const DEFAULT_CLASS = 'all';
+
+/** Service times are measured over this many rate windows (30 s -> 5 min by default). */
+export const SERVICE_WINDOWS = 10;
 
 export interface ClassEstimate {
   readonly name: string;
@@ -108,7 +117,7 @@ export class PoolCapacity {
     let c = this.classes.get(name);
     if (!c) {
       const now = this.pool.now();
-      c = { arrivals: new SlidingWindow(this.config.windowMs, now), service: new SlidingWindow(this.config.windowMs, now), lifetime: { count: 0, sum: 0, sumSq: 0 } };
+      c = { arrivals: new SlidingWindow(this.config.windowMs, now), service: new SlidingWindow(this.config.windowMs * SERVICE_WINDOWS, now), lifetime: { count: 0, sum: 0, sumSq: 0 } };
       this.classes.set(name, c);
     }
     return c;
