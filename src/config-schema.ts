@@ -156,6 +156,15 @@ export const deletionCostSchema = section(
   'keep `controller.kubernetes.io/pod-deletion-cost` on the pods near their live conversations',
 );
 
+export const capacitySchema = section(
+  {
+    targetQueueWaitMs: int(1, HOUR_MS, 'the p95 queue wait the desired pod count keeps to at the measured rate and service time', 500),
+    horizonMs: int(1000, 24 * HOUR_MS, 'a backlog beyond the steady-state queue is to be drained within this time', 60_000),
+    windowMs: int(1000, HOUR_MS, 'the sliding window of the arrival rate; service times are measured over ten of them', 30_000),
+  },
+  'capacity planning: the pods this pool needs (`gateway_pool_desired_pods`, status page, `/debug/capacity`)',
+);
+
 export const poolSchema = section(
   {
     endpoints: Type.Optional(
@@ -202,6 +211,7 @@ export const poolSchema = section(
     cache: Type.Optional(cacheSchema),
     rasaAuth: rasaAuthSchema,
     deletionCost: deletionCostSchema,
+    capacity: capacitySchema,
   },
   'an upstream pool: its pods, how requests are admitted and balanced',
   false,

@@ -17,6 +17,7 @@ import { parse as parseYaml } from 'yaml';
 import { hostname } from 'node:os';
 import {
   type clusterSchema,
+  type capacitySchema,
   ejectionSchema,
   gatewaySchema,
   balancerNames,
@@ -64,6 +65,8 @@ export type OrderingMode = 'webhooks' | 'all' | 'none';
 /** Pod-deletion-cost writer (src/scale-in/deletion-cost.ts); `kubernetes:` pools only. */
 export type DeletionCostConfig = Section<typeof deletionCostSchema>;
 export type LimitsConfig = Section<typeof limitsSchema>;
+/** Capacity planning per pool (src/capacity/): the wait target, backlog horizon and measuring window. */
+export type CapacityConfig = Section<typeof capacitySchema>;
 
 /** Replica-to-replica membership and transport (src/cluster/); advertise resolved, URLs normalised. */
 export interface ClusterConfig {
@@ -108,6 +111,8 @@ export interface PoolConfig {
   readonly rasaAuth: RasaAuth;
   /** Keep `controller.kubernetes.io/pod-deletion-cost` on the pods near their live conversations. */
   readonly deletionCost: DeletionCostConfig;
+  /** What the desired pod count aims at, and over what window it measures. */
+  readonly capacity: CapacityConfig;
 }
 
 export interface RouteConfig {
@@ -353,6 +358,7 @@ function pool(name: string, p: PoolDocument, given: Obj, path: string, env: Node
     cache: p.cache,
     rasaAuth: rasaAuth(p.rasaAuth, join(path, 'rasaAuth'), env),
     deletionCost: p.deletionCost,
+    capacity: p.capacity,
     sessions: p.sessions,
   };
 }
@@ -475,6 +481,7 @@ function deepFreeze<T>(value: T): T {
 }
 
 export const usage = `Usage: rasa-gateway [--config FILE] [options]
+       rasa-gateway plan [options]   capacity planning: pods needed per arrival rate (plan --help)
 
 A Kubernetes-aware gateway for Rasa: per-request balancing through a central queue per pool.
 

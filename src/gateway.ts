@@ -16,6 +16,7 @@ import { codeForStatus, endWithError, GatewayError, rawErrorResponse, sendError 
 import { ActiveHealthChecker } from './health/active-health.js';
 import { ModelWatcher } from './cache/model-watcher.js';
 import { ParseCache } from './cache/parse-cache.js';
+import { PoolCapacity } from './capacity/pool-capacity.js';
 import { OutlierDetector } from './health/outlier-detector.js';
 import { SlowStart } from './health/slow-start.js';
 import { AdaptiveLimits } from './admission/adaptive-slots.js';
@@ -29,7 +30,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { PoolRuntime } from './proxy/pool-runtime.js';
 import { modelFanoutRoutes } from './proxy/model-fanout.js';
 import { fromOptions, proxyPlugin } from './proxy/proxy-plugin.js';
-import { kContext } from './proxy/request-context.js';
+import { kContext, RequestContext } from './proxy/request-context.js';
 import { requestIdOf } from './proxy/request-id.js';
 import { originForm } from './proxy/request-checks.js';
 import { RetryBudget } from './proxy/retry-budget.js';
@@ -145,6 +146,8 @@ export class Gateway {
       this.stoppers.push(() => watcher.stop());
     }
     poolMetrics = this.metrics.addPool(admission, affinity, cache);
+    const capacity = new PoolCapacity(admission, poolConfig.capacity, { classOf: (t) => (t instanceof RequestContext ? t.rasa.kind : 'other') });
+    this.metrics.addCapacity(pool.name, capacity);
     const counted = poolMetrics;
     const outliers = new OutlierDetector(pool, poolConfig.ejection, () => counted.ejected('passive'));
     admission.listen({ requestEnded: (backend, outcome) => outliers.observe(backend, outcome) });
@@ -183,6 +186,7 @@ export class Gateway {
       metrics: poolMetrics,
       affinity,
       cache,
+      capacity,
       retryBudget: new RetryBudget(poolConfig.retry.budgetPercent, poolConfig.retry.minPerSecond, pool.now),
       fromOptions: fromOptions(poolConfig.upstreamTimeoutMs),
     };

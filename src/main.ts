@@ -1,9 +1,17 @@
 #!/usr/bin/env node
-/** Entry point: config -> gateway -> listen; SIGTERM/SIGINT drain and exit 0; bad config exits 2. */
+/**
+ * Entry point: config -> gateway -> listen; SIGTERM/SIGINT drain and exit 0; bad config exits 2.
+ * `rasa-gateway plan ...` is the capacity planner (src/capacity/plan-cli.ts) and starts no gateway.
+ */
 import { ConfigError, loadConfig, usage } from './config.js';
 import { Gateway } from './gateway.js';
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'plan') {
+    const { runPlan } = await import('./capacity/plan-cli.js');
+    process.exitCode = await runPlan(process.argv.slice(3), process.stdout, process.stderr);
+    return;
+  }
   let cli;
   try {
     cli = loadConfig(process.argv.slice(2));

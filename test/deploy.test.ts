@@ -464,6 +464,7 @@ test('helm lint passes with defaults and with every optional feature on', () => 
   runOk(helm, ['lint', CHART, '--strict', '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION,
     ...helmArgs(['autoscaling.enabled=true', 'autoscaling.queueWait.enabled=true', 'serviceMonitor.enabled=true', 'deletionCost.enabled=true', 'topologySpread.enabled=true'])]);
   runOk(helm, ['lint', CHART, '--strict', '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, ...helmArgs(['keda.enabled=true'])]);
+  runOk(helm, ['lint', CHART, '--strict', '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, ...helmArgs(['keda.enabled=true', 'autoscaling.signal=demand'])]);
 });
 
 test('default render: the gateway, its config, Services, least RBAC and PDB; nothing optional', () => {
@@ -578,8 +579,26 @@ test('Prometheus switches: pod annotations off, ServiceMonitor on', () => {
   assert.deepEqual(selected.map((s) => s.metadata.name), [`${RELEASE}-admin`]);
 });
 
-test('autoscaling.enabled: one autoscaling/v2 HPA per pool on gateway_pool_demand / slotsPerEndpoint', () => {
+test('autoscaling.enabled: one autoscaling/v2 HPA per pool on gateway_pool_desired_pods, AverageValue 1', () => {
   const docs = helmTemplate(['autoscaling.enabled=true']);
+  assertValid(docs);
+  const hpas = find(docs, 'HorizontalPodAutoscaler');
+  assert.deepEqual(hpas.map((h) => h.metadata.name).sort(), [`${RELEASE}-dialog`, `${RELEASE}-nlu`]);
+  for (const hpa of hpas) {
+    const pool = hpa.metadata.labels?.['rasa-gateway/pool'];
+    const metrics = at(hpa, 'spec', 'metrics') as any[];
+    assert.equal(metrics.length, 1);
+    assert.deepEqual(metrics[0].external.metric, { name: 'gateway_pool_desired_pods', selector: { matchLabels: { pool } } });
+    assert.deepEqual(metrics[0].external.target, { type: 'AverageValue', averageValue: '1' }, 'desired replicas = the metric');
+  }
+  const { helm } = tools();
+  const bad = run(helm, ['template', RELEASE, CHART, '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, ...helmArgs(['autoscaling.enabled=true', 'autoscaling.signal=cpu'])]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /autoscaling\.signal is "cpu": use desiredPods .* or demand/);
+});
+
+test('autoscaling.signal=demand: one autoscaling/v2 HPA per pool on gateway_pool_demand / slotsPerEndpoint', () => {
+  const docs = helmTemplate(['autoscaling.enabled=true', 'autoscaling.signal=demand']);
   assertValid(docs);
   const config = parseYaml(at(one(docs, 'ConfigMap'), 'data', 'config.yaml')) as Obj;
   const hpas = find(docs, 'HorizontalPodAutoscaler');
@@ -603,7 +622,7 @@ test('autoscaling.enabled: one autoscaling/v2 HPA per pool on gateway_pool_deman
   assert.deepEqual(find(docs, 'ScaledObject'), []);
 
   // Optional SLO metric and a head-room target.
-  const slo = helmTemplate(['autoscaling.enabled=true', 'autoscaling.queueWait.enabled=true', 'autoscaling.pools.nlu.targetAverageValue=1.5']);
+  const slo = helmTemplate(['autoscaling.enabled=true', 'autoscaling.signal=demand', 'autoscaling.queueWait.enabled=true', 'autoscaling.pools.nlu.targetAverageValue=1.5']);
   assertValid(slo);
   const m = at(one(slo, 'HorizontalPodAutoscaler', `${RELEASE}-nlu`), 'spec', 'metrics') as any[];
   assert.deepEqual(m.map((x) => x.external.metric.name), ['gateway_pool_demand', 'gateway_pool_queue_wait_p95_seconds']);
@@ -611,8 +630,28 @@ test('autoscaling.enabled: one autoscaling/v2 HPA per pool on gateway_pool_deman
   assert.deepEqual(m[1].external.target, { type: 'Value', value: '0.5' });
 });
 
-test('keda.enabled: a ScaledObject per pool with the prometheus demand trigger', () => {
+test('keda.enabled: a ScaledObject per pool with the prometheus desired-pods trigger, threshold 1', () => {
   const docs = helmTemplate(['keda.enabled=true']);
+  assertValid(docs);
+  for (const doc of find(docs, 'ScaledObject')) {
+    const pool = doc.metadata.labels?.['rasa-gateway/pool'] ?? '';
+    const triggers = at(doc, 'spec', 'triggers') as any[];
+    assert.equal(triggers.length, 1);
+    assert.equal(triggers[0].name, 'desired-pods');
+    assert.equal(triggers[0].metricType, 'AverageValue');
+    assert.equal(triggers[0].metadata.threshold, '1');
+    assert.equal(triggers[0].metadata.query, `sum(gateway_pool_desired_pods{pool="${pool}"})`);
+    assertSumOf(parsePromQL(triggers[0].metadata.query), 'gateway_pool_desired_pods', { pool }, null);
+  }
+  const scoped = helmTemplate(['keda.enabled=true', 'keda.extraLabelMatchers=namespace="rasa"', 'autoscaling.queueWait.enabled=true']);
+  assertValid(scoped);
+  const nlu = at(one(scoped, 'ScaledObject', `${RELEASE}-nlu`), 'spec', 'triggers') as any[];
+  assert.deepEqual(nlu.map((t) => t.name), ['desired-pods', 'queue-wait-p95']);
+  assertSumOf(parsePromQL(nlu[0].metadata.query), 'gateway_pool_desired_pods', { pool: 'nlu', namespace: 'rasa' }, null);
+});
+
+test('keda.enabled with autoscaling.signal=demand: a ScaledObject per pool with the prometheus demand trigger', () => {
+  const docs = helmTemplate(['keda.enabled=true', 'autoscaling.signal=demand']);
   assertValid(docs);
   assert.deepEqual(find(docs, 'HorizontalPodAutoscaler'), []);
   const so = one(docs, 'ScaledObject', `${RELEASE}-nlu`);
@@ -638,7 +677,7 @@ test('keda.enabled: a ScaledObject per pool with the prometheus demand trigger',
     }
   }
   // With the SLO trigger and extra matchers every query still parses.
-  const slo = helmTemplate(['keda.enabled=true', 'autoscaling.queueWait.enabled=true', 'keda.extraLabelMatchers=namespace="rasa"']);
+  const slo = helmTemplate(['keda.enabled=true', 'autoscaling.signal=demand', 'autoscaling.queueWait.enabled=true', 'keda.extraLabelMatchers=namespace="rasa"']);
   assertValid(slo);
   for (const doc of find(slo, 'ScaledObject')) {
     const triggers2 = at(doc, 'spec', 'triggers') as any[];
@@ -801,7 +840,7 @@ test('prometheus-adapter externalRules: well-formed; demand = in-flight + queued
   const external = rules.externalRules as Json[];
   external.forEach((r, k) => checkAdapterRule(r, `externalRules[${k}]`));
   const byName = new Map(external.map((r) => [String(at(r, 'name', 'as')), r as Obj]));
-  assert.deepEqual([...byName.keys()].sort(), ['gateway_pool_demand', 'gateway_pool_queue_wait_p95_seconds']);
+  assert.deepEqual([...byName.keys()].sort(), ['gateway_pool_demand', 'gateway_pool_desired_pods', 'gateway_pool_queue_wait_p95_seconds']);
 
   // The same rules as values for the prometheus-adapter Helm chart.
   const values = parseYaml(fs.readFileSync(ADAPTER_VALUES, 'utf8')) as Obj;
@@ -823,6 +862,13 @@ test('prometheus-adapter externalRules: well-formed; demand = in-flight + queued
     assertSumOf(ast.rhs, 'gateway_queue_length', { pool: 'nlu', namespace: 'rasa' }, ['pool']);
   }
 
+  // gateway_pool_desired_pods{pool=nlu}: each replica's estimate, summed by pool.
+  const desired = byName.get('gateway_pool_desired_pods')!;
+  assert.deepEqual(at(desired, 'resources', 'overrides', 'namespace'), { resource: 'namespace' });
+  const dq = substituteAdapterTemplate(String(desired.metricsQuery), { pool: 'nlu', namespace: 'rasa' }, 'gateway_pool_desired_pods');
+  assert.equal(dq, 'sum(gateway_pool_desired_pods{pool="nlu",namespace="rasa"}) by (pool)');
+  assertSumOf(parsePromQL(dq), 'gateway_pool_desired_pods', { pool: 'nlu', namespace: 'rasa' }, ['pool']);
+
   const wait = byName.get('gateway_pool_queue_wait_p95_seconds')!;
   const wq = parsePromQL(substituteAdapterTemplate(String(wait.metricsQuery), { pool: 'nlu', namespace: 'rasa' }, 'gateway_queue_wait_seconds_bucket'));
   assert.equal(wq.type, 'bin');
@@ -833,7 +879,8 @@ test('prometheus-adapter externalRules: well-formed; demand = in-flight + queued
   }
 
   // The metric names the chart's HPAs ask for are the ones the adapter serves.
-  const hpaMetrics = find(helmTemplate(['autoscaling.enabled=true', 'autoscaling.queueWait.enabled=true']), 'HorizontalPodAutoscaler')
+  const hpaMetrics = [[], ['autoscaling.signal=demand']]
+    .flatMap((more) => find(helmTemplate(['autoscaling.enabled=true', 'autoscaling.queueWait.enabled=true', ...more]), 'HorizontalPodAutoscaler'))
     .flatMap((h) => (at(h, 'spec', 'metrics') as any[]).map((m) => String(m.external.metric.name)));
   for (const name of hpaMetrics) assert.ok(byName.has(name), `adapter serves ${name}`);
 });

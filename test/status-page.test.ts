@@ -202,6 +202,11 @@ test('the page and its JSON are served by the admin listener only', async () => 
     assert.ok(p.queueWaitMs === null || (typeof p.queueWaitMs.p50 === 'number' && typeof p.queueWaitMs.p95 === 'number'));
     assert.ok(Array.isArray(p.history.queueLength) && Array.isArray(p.history.p95Ms) && Array.isArray(p.history.requestRate));
     assert.deepEqual(p.endpoints.map((e) => e.pod).sort(), [...pods.values()].sort());
+    assert.ok(p.capacity, 'desired against current pods, from the capacity estimate');
+    assert.equal(p.capacity.currentPods, pods.size);
+    assert.equal(p.capacity.slots, 2);
+    assert.equal(typeof p.capacity.desiredPods, 'number');
+    assert.equal(typeof p.capacity.ratePerS, 'number');
     for (const e of p.endpoints) {
       assert.equal(e.state, 'ready');
       assert.equal(e.slots, 2);
@@ -331,6 +336,9 @@ test('in headless Chromium the page shows every pod, live numbers and the weak p
     for (const row of after) {
       if (row.pod !== weakHost) assert.ok(weak.served < row.served, `weak pod served ${weak.served}, fewer than ${row.pod}'s ${row.served}`);
     }
+    const kpis = (await page.textContent('section[data-pool="rasa"] .kpis')) ?? '';
+    assert.match(kpis, /Pods: now \/ desired/, 'the pool shows desired against current pods');
+    assert.match(kpis, /[\d.]+ req\/s × [\d.]+ (ms|s), 2 slots/, 'with the rate and service time they come from');
     assert.deepEqual(problems, [], 'no script errors or CSP violations');
   } finally {
     await browser?.close();

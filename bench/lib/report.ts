@@ -9,22 +9,7 @@ import { join, relative } from 'node:path';
 import { svgToPng, type Chart } from './plot.js';
 import { repoRoot } from './paths.js';
 
-export type Align = 'l' | 'r';
-
-export interface Table {
-  readonly header: readonly string[];
-  readonly rows: readonly (readonly string[])[];
-  readonly align?: readonly Align[];
-}
-
-export function markdownTable(t: Table): string {
-  const widths = t.header.map((h, c) => Math.max(h.length, ...t.rows.map((r) => (r[c] ?? '').length), 3));
-  const al = (c: number): Align => t.align?.[c] ?? (c === 0 ? 'l' : 'r');
-  const cell = (text: string, c: number) => (al(c) === 'l' ? text.padEnd(widths[c] as number) : text.padStart(widths[c] as number));
-  const line = (cells: readonly string[]) => `| ${cells.map((x, c) => cell(x, c)).join(' | ')} |`;
-  const rule = `|${widths.map((w, c) => (al(c) === 'l' ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(t.header), rule, ...t.rows.map((r) => line(t.header.map((_, c) => r[c] ?? '')))].join('\n');
-}
+export { markdownTable, type Align, type Table } from '../../src/util/markdown-table.js';
 
 /** Seconds from milliseconds, two decimals; "-" when there is no number. */
 export function sec(ms: number | undefined, digits = 2): string {

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AdaptiveLimits } from '../admission/adaptive-slots.js';
 import type { Admission } from '../admission/admission.js';
 import type { Cluster } from '../cluster/cluster.js';
+import { capacityReport, type CapacityReport } from '../capacity/report.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { Backend } from '../pool/backend.js';
 import type { PoolRuntime } from '../proxy/pool-runtime.js';
@@ -78,6 +79,11 @@ function endpointView(b: Backend, admission: Admission, limits: AdaptiveLimits |
   };
 }
 
+/** Per pool: the measured rate and service time, slots, and current against desired pods (src/capacity/). */
+export function describeCapacity(pools: ReadonlyMap<string, PoolRuntime>): CapacityReport {
+  return { pools: [...pools.values()].flatMap(({ capacity }) => (capacity ? [capacityReport(capacity.snapshot())] : [])) };
+}
+
 export async function adminPlugin(app: FastifyInstance, options: AdminOptions): Promise<void> {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -95,6 +101,7 @@ export async function adminPlugin(app: FastifyInstance, options: AdminOptions): 
   app.get('/debug/pools', async () => describePools(options.pools));
 
   app.get('/debug/cluster', async () => describeCluster(options.cluster, options.pools.keys()));
+  app.get('/debug/capacity', async () => describeCapacity(options.pools));
 
   await app.register(statusRoutes, { ...options.status, pools: options.pools, metrics: options.metrics });
 }

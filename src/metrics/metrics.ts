@@ -9,6 +9,7 @@ import type { Admission } from '../admission/admission.js';
 import type { Affinity } from '../affinity/affinity.js';
 import type { Backend, BackendState } from '../pool/backend.js';
 import { ClusterMetrics } from './cluster-metrics.js';
+import type { PoolCapacity } from '../capacity/pool-capacity.js';
 
 const backendStates: readonly BackendState[] = ['ready', 'not-ready', 'draining', 'ejected'];
 
@@ -94,6 +95,7 @@ export class GatewayMetrics {
   private readonly pools = new Map<string, Admission>();
   private readonly affinities = new Map<string, Affinity>();
   private readonly caches = new Map<string, { size: number }>();
+  private readonly capacities = new Map<string, Pick<PoolCapacity, 'snapshot'>>();
   readonly requests: client.Counter;
   readonly rejected: client.Counter;
   readonly upstreamFailures: client.Counter;
@@ -111,7 +113,7 @@ export class GatewayMetrics {
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
-    const { pools, affinities, caches } = this;
+    const { pools, affinities, caches, capacities } = this;
     const counter = (name: string, help: string, labelNames: string[]) => new client.Counter({ name, help, labelNames, registers: [this.registry] });
     const histogram = (name: string, help: string, buckets: number[]) =>
       new client.Histogram({ name, help, labelNames: ['pool'], buckets, registers: [this.registry] });
@@ -140,6 +142,12 @@ export class GatewayMetrics {
         for (const [state, n] of counts) yield [{ pool: pool.name, state }, n];
       }
     }
+    function* desired(): Iterable<[Labelled, number]> {
+      for (const [pool, c] of capacities) {
+        const pods = c.snapshot().desiredPods;
+        if (pods !== null) yield [{ pool }, pods];
+      }
+    }
     function* sizes(of: Map<string, { size: number }>): Iterable<[Labelled, number]> {
       for (const [pool, x] of of) yield [{ pool }, x.size];
     }
@@ -164,11 +172,17 @@ export class GatewayMetrics {
     gauge('gateway_endpoint_inflight_requests', 'Requests in flight per pod.', ['pool', 'endpoint'], () => perEndpoint((b) => b.inflight));
     gauge('gateway_endpoint_slots', 'Slots per pod: requests it may have in flight at once (+Inf when unlimited).', ['pool', 'endpoint'], () => perEndpoint((b) => b.limit));
     gauge('gateway_endpoints', 'Pods in the pool by state: ready, not-ready, draining, ejected.', ['pool', 'state'], perState);
+    gauge('gateway_pool_desired_pods', 'Pods the pool needs for its p95 queue wait target at the measured arrival rate and service time, plus draining any excess backlog within the horizon (src/capacity/); at least 1 while requests wait.', ['pool'], desired);
   }
 
   /** `pool` is "none" where the failure came before the request was matched to a pool. */
   internalError(pool: string, stage: string): void {
     this.internalErrors.labels(pool, stage).inc();
+  }
+
+  /** The pool's capacity estimate, read at scrape time for `gateway_pool_desired_pods`. */
+  addCapacity(pool: string, capacity: Pick<PoolCapacity, 'snapshot'>): void {
+    this.capacities.set(pool, capacity);
   }
 
   addPool(admission: Admission, affinity?: Affinity, cache?: { size: number }): PoolMetrics {

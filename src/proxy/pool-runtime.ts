@@ -9,6 +9,7 @@ import type { Pool } from '../pool/pool.js';
 import type { Scheduler } from '../scheduling/scheduler.js';
 import type { RetryBudget } from './retry-budget.js';
 import type { ParseCache } from '../cache/parse-cache.js';
+import type { PoolCapacity } from '../capacity/pool-capacity.js';
 
 export interface PoolRuntime {
   readonly pool: Pool;
@@ -26,6 +27,8 @@ export interface PoolRuntime {
   readonly retryBudget: RetryBudget;
   /** NLU parse cache, when the pool has `cache`. */
   readonly cache: ParseCache | undefined;
+  /** The live capacity estimate (arrivals are counted by the request path as they reach admission). */
+  readonly capacity?: PoolCapacity;
   /** reply-from options for this pool's requests (built once: the hot path allocates none). */
   readonly fromOptions: object;
 }

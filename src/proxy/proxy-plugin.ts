@@ -208,6 +208,7 @@ function dispatch(ctx: RequestContext): void {
 function admitByKey(ctx: RequestContext): void {
   const { scheduler, affinity, config, metrics } = ctx.runtime;
   const { rasa } = ctx;
+  ctx.runtime.capacity?.arrived(rasa.kind);
   ctx.stage = 'key';
   if (affinity && rasa.kind === 'webhook') {
     const sender = senderOf(ctx.body ?? Buffer.alloc(0));

@@ -112,6 +112,10 @@ function pool(p) {
     kpi('Queue', num(p.queueLength), 'limit ' + num(p.queueLimit), p.queueLength > 0 ? 'warn' : ''),
     kpi('Queue wait p95', p.queueWaitMs ? ms(p.queueWaitMs.p95) : '–', p.queueWaitMs ? 'p50 ' + ms(p.queueWaitMs.p50) : 'no requests'),
     kpi('Latency p95', p.durationMs ? ms(p.durationMs.p95) : '–', p.durationMs ? 'p50 ' + ms(p.durationMs.p50) : 'no requests'));
+  var c = p.capacity;
+  if (c && c.desiredPods != null) k.appendChild(kpi('Pods: now / desired', c.currentPods + ' / ' + num(c.desiredPods, 1),
+    c.serviceMs == null ? 'no answer measured yet' : rate(c.ratePerS) + ' req/s × ' + ms(c.serviceMs) + ', ' + num(c.slots, 1) + ' slots',
+    c.desiredReplicas > c.currentPods ? 'warn' : ''));
   if (p.totals.retries != null) k.appendChild(kpi('Retries / s', rate(p.retryRate), num(p.totals.retries) + ' total', p.retryRate > 0 ? 'warn' : ''));
   if (p.totals.ejections != null) k.appendChild(kpi('Ejections', num(p.totals.ejections), rate(p.ejectionRate) + ' / s', p.totals.ejections > 0 ? 'warn' : ''));
   sec.appendChild(k);

@@ -12,6 +12,7 @@
  */
 import type { Registry } from 'prom-client';
 import type { PoolRuntime } from '../../proxy/pool-runtime.js';
+import { capacityReport, type PoolCapacityReport } from '../../capacity/report.js';
 
 export const metricNames = {
   requests: 'gateway_requests_total',
@@ -127,6 +128,8 @@ export interface PoolStatus {
   readonly durationMs: Percentiles | null;
   readonly endpoints: EndpointStatus[];
   readonly history: PoolHistory;
+  /** Desired against current pods, with the rate and service time they come from (src/capacity/). */
+  readonly capacity: PoolCapacityReport | null;
 }
 
 export interface StatusSnapshot {
@@ -286,7 +289,7 @@ export class StatusSampler {
     const pools: PoolStatus[] = [];
     let time = this.now();
     let seq = 0;
-    for (const { pool, admission, config, discovery } of this.options.pools.values()) {
+    for (const { pool, admission, config, discovery, capacity } of this.options.pools.values()) {
       const ring = this.rings.get(pool.name) ?? [];
       const cur = ring.at(-1);
       const base = this.baseFor(ring, ring.length - 1);
@@ -362,6 +365,7 @@ export class StatusSampler {
         queueWaitMs: percentiles(waitDelta),
         durationMs: percentiles(durationDelta),
         endpoints,
+        capacity: capacity ? capacityReport(capacity.snapshot()) : null,
         history: {
           stepMs: this.intervalMs,
           fromSeq: shown[0]?.seq ?? seq + 1,

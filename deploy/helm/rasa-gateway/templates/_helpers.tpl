@@ -90,6 +90,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/* Per-pod target of gateway_pool_demand for one autoscaled pool (dict "root" $ "name" $poolName). */}}
+{{/* The external metric the autoscaler follows (autoscaling.signal) and its per-pod AverageValue target. */}}
+{{- define "rasa-gateway.signalMetric" -}}
+{{- if eq .root.Values.autoscaling.signal "demand" }}gateway_pool_demand{{ else }}gateway_pool_desired_pods{{ end }}
+{{- end }}
+
+{{- define "rasa-gateway.signalTarget" -}}
+{{- if eq .root.Values.autoscaling.signal "demand" }}{{ include "rasa-gateway.demandTarget" . }}{{ else }}1{{ end }}
+{{- end }}
+
 {{- define "rasa-gateway.demandTarget" -}}
 {{- $as := index .root.Values.autoscaling.pools .name }}
 {{- $pool := index .root.Values.config.pools .name }}
@@ -114,6 +123,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail "podDisruptionBudget: set either minAvailable or maxUnavailable, not both (set the other one to \"\")." }}
 {{- end }}
 {{- if or .Values.autoscaling.enabled .Values.keda.enabled }}
+{{- if not (has .Values.autoscaling.signal (list "desiredPods" "demand")) }}
+{{- fail (printf "autoscaling.signal is %q: use desiredPods (gateway_pool_desired_pods, target 1 per pod) or demand (in flight + queued, target slotsPerEndpoint per pod)." (toString .Values.autoscaling.signal)) }}
+{{- end }}
 {{- $root := . }}
 {{- $seen := dict }}
 {{- range $name, $as := .Values.autoscaling.pools }}
