@@ -206,7 +206,10 @@ interface Trigger {
 
 /** Every prometheus trigger of the ScaledObjects the chart renders with `sets`. */
 function kedaTriggers(sets: string[]): Trigger[] {
-  const objects = renderChart(['keda.enabled=true', 'autoscaling.queueWait.enabled=true', ...sets]).filter((d) => d.kind === 'ScaledObject');
+  // Both signals the chart offers: desired pods (the default) and demand.
+  const objects = [[], ['autoscaling.signal=demand']]
+    .flatMap((signal) => renderChart(['keda.enabled=true', 'autoscaling.queueWait.enabled=true', ...signal, ...sets]))
+    .filter((d) => d.kind === 'ScaledObject');
   assert.ok(objects.length > 0, 'the chart renders ScaledObjects');
   return objects.flatMap((so) => {
     const pool = so.metadata.labels?.['rasa-gateway/pool'];
