@@ -136,21 +136,5 @@ test('pods with 1, 2 and 4 real slots converge to their slot counts under sustai
   assert.equal(load.errors(), 0);
 });
 
-test('a pod whose service time triples loses slots within seconds and regains them when it recovers', async (t) => {
-  const h = new Harness();
-  t.after(() => h.stopAll());
-  const big = await h.pod({ name: 'big', slots: 4, serviceTimeMs: 100 });
-  const small = await h.pod({ name: 'small', slots: 2, serviceTimeMs: 100 });
-  const gw = await gatewayFor(h, [big, small]);
-  const load = sustain(gw.publicUrl, 12);
-  try {
-    await waitSteady('the big pod running its 4 slots', gw.adminUrl, (s) => s.big?.proven === 4, 60_000);
-    big.setServiceTime(300);
-    await waitFor('the slowed pod to lose slots', async () => ((await learnedByPod(gw.adminUrl)).big?.slots ?? 9) <= 2, 20_000);
-    big.setServiceTime(100);
-    await waitSteady('the recovered pod running its 4 slots again', gw.adminUrl, (s) => s.big?.proven === 4 && s.big.slots >= 4, 60_000);
-  } finally {
-    await load.stop();
-  }
-  assert.equal(load.errors(), 0);
-});
+// A pod whose service time changes (slots lost, then regained) is covered deterministically on the
+// virtual clock in test/concurrency-limit.test.ts: over real HTTP its timing depended on the machine's load.
