@@ -190,6 +190,11 @@ export const poolSchema = section(
       {
         maxLength: int(0, 10_000_000, 'waiting requests; beyond: 503 QUEUE_FULL at once', 1000),
         maxWaitMs: int(1, HOUR_MS, 'longest wait for a slot; beyond: 503 QUEUE_TIMEOUT', 30_000),
+        noPods: oneOf(
+          ['reject', 'wait'] as const,
+          'with no pod taking work: `reject` answers 503 NO_ENDPOINTS at once; `wait` holds requests in the queue (up to maxWaitMs) for the first pod (scale from zero, upstream outages)',
+          'reject',
+        ),
       },
       "the pool's central queue",
     ),

@@ -39,6 +39,16 @@ import {
 } from './config-schema.js';
 
 export type { BalancerName, DispatchMode, JwtAlgorithm } from './config-schema.js';
+/** A pool's central queue (`queue`), as admission applies it. */
+export interface QueueLimits {
+  /** Most requests waiting at once (general and pinned together); over it: 503 QUEUE_FULL at once. */
+  readonly maxLength: number;
+  /** Longest wait for a slot; past it: 503 QUEUE_TIMEOUT. */
+  readonly maxWaitMs: number;
+  /** With no pod taking work, hold requests for the first one (scale from zero) instead of 503 NO_ENDPOINTS at once. */
+  readonly holdWithoutPods?: boolean;
+}
+
 export type ListenConfig = Section<ReturnType<typeof listenSchema>>;
 export type KubernetesSource = Section<typeof kubernetesSchema>;
 export type AffinityMode = 'none' | 'rasa';
@@ -92,7 +102,7 @@ export interface PoolConfig {
   readonly adaptiveSlots: { readonly minSlots: number; readonly maxSlots: number } | undefined;
   /** Free slots go to the first waiter (`greedy`) or each waiter to the slot that finishes it first. */
   readonly dispatch: DispatchMode;
-  readonly queue: { readonly maxLength: number; readonly maxWaitMs: number };
+  readonly queue: QueueLimits;
   readonly upstreamTimeoutMs: number;
   readonly affinity: AffinityMode;
   readonly sessions: { readonly maxEntries: number; readonly idleTtlMs: number };
@@ -346,7 +356,7 @@ function pool(name: string, p: PoolDocument, given: Obj, path: string, env: Node
     slotsPerEndpoint,
     adaptiveSlots,
     dispatch,
-    queue: p.queue,
+    queue: { maxLength: p.queue.maxLength, maxWaitMs: p.queue.maxWaitMs, holdWithoutPods: p.queue.noPods === 'wait' },
     upstreamTimeoutMs: p.upstreamTimeoutMs,
     affinity: p.affinity,
     ordering: p.ordering,

@@ -192,12 +192,17 @@ export class Gateway {
     };
   }
 
+  /**
+   * Why this replica should not get traffic: it is shutting down, or a pool's discovery has not
+   * synced yet. Not whether a pool has pods: a pool scaled to zero, or whose pods are all down, is
+   * answered by the gateway (a clear 503, or a wait for the first pod with `queue.noPods: wait`), which
+   * is better than every replica leaving its Service and clients getting connection refused.
+   */
   notReadyReasons(): string[] {
     const reasons: string[] = [];
     if (this.draining) reasons.push('shutting down');
     for (const { pool } of this.pools.values()) {
       if (!pool.synced) reasons.push(`pool ${pool.name}: discovery has not delivered its first endpoint list`);
-      else if (pool.workingCount === 0) reasons.push(`pool ${pool.name}: no ready endpoint`);
     }
     return reasons;
   }

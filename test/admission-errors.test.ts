@@ -70,14 +70,14 @@ test('a client that disconnects while queued is removed and its request never re
   assert.equal(pod.counts.get('POST /model/parse'), 1, 'the abandoned request never reached the pod');
 });
 
-test('a pool without endpoints answers 503 NO_ENDPOINTS at once and is not ready', async () => {
+test('a pool without endpoints answers 503 NO_ENDPOINTS at once; the gateway itself stays ready', async () => {
   const gw = await h.gateway({ pools: { nlu: { endpoints: [] } } });
   const res = await post<ErrorBody>(`${gw.publicUrl}/model/parse`, { text: 'x' });
   assert.equal(res.status, 503);
   assert.equal(res.body.error.code, 'NO_ENDPOINTS');
-  const ready = await get<{ reasons: string[] }>(`${gw.adminUrl}/readyz`);
-  assert.equal(ready.status, 503);
-  assert.match(ready.body.reasons.join(), /no ready endpoint/);
+  // Readiness is the gateway's (config, discovery synced, listeners), not whether a pool has pods.
+  const ready = await get<{ status: string }>(`${gw.adminUrl}/readyz`);
+  assert.equal(ready.status, 200);
 });
 
 test('an upstream that is down gives 502 UPSTREAM_UNAVAILABLE and releases the slot', async () => {

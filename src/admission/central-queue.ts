@@ -12,6 +12,7 @@
  * That is the greedy policy. A pool may plug in a `Dispatcher` instead (earliest-completion.ts: the
  * slot that finishes a request first, even if it is not free yet); sticky waiters are served as here.
  */
+import type { QueueLimits } from '../config.js';
 import { GatewayError } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
 import type { Ticket } from './ticket.js';
@@ -35,12 +36,7 @@ export interface Dispatcher {
   released(ticket: Ticket): void;
 }
 
-export interface QueueLimits {
-  /** Most requests waiting at once (general and pinned together); over it: 503 QUEUE_FULL at once. */
-  readonly maxLength: number;
-  /** Longest wait for a slot; past it: 503 QUEUE_TIMEOUT. */
-  readonly maxWaitMs: number;
-}
+export type { QueueLimits } from '../config.js';
 
 /** What the queue needs from its pool. */
 export interface SlotSource {
@@ -99,7 +95,7 @@ export class CentralQueue {
         return;
       }
     }
-    if (!this.slots.hasWorkingBackend()) {
+    if (!this.slots.hasWorkingBackend() && !this.limits.holdWithoutPods) {
       this.reject(ticket, new GatewayError('NO_ENDPOINTS'));
       return;
     }
@@ -197,8 +193,9 @@ export class CentralQueue {
     }
   }
 
-  /** No pod is left at all: waiting for one would only delay the inevitable 503. */
+  /** No pod is left at all: waiting for one would only delay the inevitable 503 (unless the pool waits for pods). */
   rejectAllGeneral(): void {
+    if (this.limits.holdWithoutPods) return;
     for (const ticket of this.general.drain()) {
       this.length--;
       this.clearTimer(ticket);
