@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { RasaPod } from '../src/emulator/rasa-pod.js';
-import { clusterView, freePort, replicaConfigHead, waitFor } from './helpers/cluster.js';
+import { clusterView, freePort, Relay, replicaConfigHead, waitFor } from './helpers/cluster.js';
 import { Harness, metricValue, post } from './helpers/harness.js';
 import { startGateway, writeConfig, type Started } from './helpers/process.js';
 
@@ -24,14 +24,21 @@ interface Replica {
   readonly started: Started;
 }
 
-async function startCluster(pods: readonly RasaPod[], count: number, slots: number): Promise<Replica[]> {
-  const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
-  const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+interface Member {
+  readonly host: string;
+  readonly port: number;
+  /** How the others reach it (a relay in front of it, for a partition); default http://host:port. */
+  readonly advertise?: string;
+}
+
+async function startCluster(pods: readonly RasaPod[], count: number, slots: number, given?: readonly Member[]): Promise<Replica[]> {
+  const members: readonly Member[] = given ?? (await Promise.all(Array.from({ length: count }, async () => ({ host: '127.0.0.1', port: await freePort() }))));
+  const urls = members.map((m) => m.advertise ?? `http://${m.host}:${m.port}`);
   const out: Replica[] = [];
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; i < members.length; i++) {
     const file = writeConfig(
       [
-        ...replicaConfigHead({ host: '127.0.0.1', port: ports[i] as number, advertise: urls[i] as string, peers: urls }),
+        ...replicaConfigHead({ ...members[i]!, advertise: urls[i] as string, peers: urls }),
         'pools:',
         '  rasa:',
         `    endpoints: [${pods.map((p) => p.url).join(', ')}]`,
@@ -126,4 +133,46 @@ test('the scheduler replica SIGKILLed mid-burst: every request sent to the survi
   });
   const after = await Promise.all(Array.from({ length: 30 }, (_, i) => post(`${survivors[i % 2]!.started.publicUrl}/model/parse`, { text: `after ${i}` })));
   assert.ok(after.every((r) => r.status === 200));
+});
+
+test('a replica cut off from its peers (not dead): both sides keep serving, and no pod runs more than its slots', async () => {
+  const partPods = await h.podSet(3, { name: 'part', slots: 2, serviceTimeMs: 100 });
+  // The cut replica advertises a relay on 127.0.0.2 (sorting above 127.0.0.1, so the others dial it through the relay).
+  const [a, b, c] = [await freePort(), await freePort(), await freePort('127.0.0.3')];
+  const relay = await Relay.start('127.0.0.2', { host: '127.0.0.3', port: c });
+  const members: Member[] = [
+    { host: '127.0.0.1', port: a },
+    { host: '127.0.0.1', port: b },
+    { host: '127.0.0.3', port: c, advertise: relay.url },
+  ];
+  const three = await startCluster(partPods, 3, 2, members);
+  const burst = async (label: string) => {
+    for (const p of partPods) p.maxHeld = 0;
+    const answers = await Promise.all(Array.from({ length: 45 }, (_, i) => post(`${three[i % 3]!.started.publicUrl}/model/parse`, { text: `${label} ${i}` })));
+    assert.deepEqual(
+      answers.map((r) => r.status),
+      answers.map(() => 200),
+      label,
+    );
+    for (const p of partPods) assert.ok(p.maxHeld <= 2, `${label}: ${p.name} held ${p.maxHeld} requests at once with 2 slots`);
+  };
+  await burst('joined');
+
+  await relay.cut();
+  await waitFor('the cut replica without quorum', async () => ((await clusterView(three[2]!.started.adminUrl)).quorum ? undefined : true));
+  // While the others still call it suspect, and once they call it dead: its share stays free for it.
+  await burst('cut, suspect');
+  await waitFor('the majority calls it dead', async () => {
+    const v = await clusterView(three[0]!.started.adminUrl);
+    return v.peers.find((p) => p.url === relay.url)?.state === 'dead' ? true : undefined;
+  });
+  await burst('cut, dead to the others');
+
+  await relay.heal();
+  await waitFor('all three together again', async () => {
+    const views = await Promise.all(three.map((r) => clusterView(r.started.adminUrl)));
+    return views.every((v) => v.quorum && v.peers.every((p) => p.state === 'alive')) ? true : undefined;
+  });
+  await burst('healed');
+  await relay.cut(); // closes its listener, so the test process can exit
 });

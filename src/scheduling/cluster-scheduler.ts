@@ -17,8 +17,8 @@
  * a new scheduler starts with it.
  *
  * Modes, from `Cluster.schedulerOf(pool)`:
- * - local (this replica schedules): full slots, minus the shares of peers it cannot reach but that
- *   are not dead yet (they may be scheduling alone on their shares);
+ * - local (this replica schedules): full slots, minus the shares of peers it cannot reach (suspect or
+ *   dead: a peer cut off rather than killed may be scheduling alone on its share);
  * - remote (a peer schedules): no local grants; waiting requests live in the scheduler's queue;
  * - alone (no scheduler: no quorum, election pending, the scheduler's link is down): this replica's
  *   share of every pod (cluster/shares.ts: the shares of all replicas add up to the pod's slots).
@@ -28,9 +28,12 @@
  * lost and no conversation whose pod still lives moves. Hosted requests of a peer that died or came
  * back as a new process are dropped (its pods' slots are freed).
  *
- * Limits of this design (measured and documented in the README): a scheduler cut off without its
- * link dropping keeps full slots until it notices (at most deadAfterMs/2), while the others may
- * already have elected a successor; messages to a peer whose link is down are not queued.
+ * Shares make partitions safe: the shares of all known replicas add up to a pod's slots, every replica
+ * without a reachable scheduler uses only its own, and a scheduler leaves free the shares of every
+ * peer it cannot reach. The price: while a replica is down, its share of each pod stays unused until
+ * it leaves the peer set. Limits (documented in the README): a scheduler cut off without its link
+ * dropping keeps full slots until it notices (at most deadAfterMs/2), while the others may already
+ * have elected a successor; messages to a peer whose link is down are not queued.
  */
 import type { Admission } from '../admission/admission.js';
 import type { LocalLease } from '../admission/lease.js';
@@ -442,12 +445,14 @@ export class ClusterScheduler implements Scheduler {
     }
   }
 
-  /** The replicas whose shares count: every known one not dead (a suspect one may be scheduling alone). */
+  /**
+   * The replicas whose shares count: every known one, dead or not. One that is cut off may be
+   * scheduling alone on its share for as long as it runs, and "dead" only means not heard from: its
+   * share stays free until it leaves the peer set (on Kubernetes, when its pod leaves the headless
+   * Service's slices; with static peers, when it is back or removed from `peers`).
+   */
   private shareReplicas(): string[] {
-    return this.cluster
-      .peers()
-      .filter((p) => p.state !== 'dead')
-      .map((p) => p.url);
+    return this.cluster.peers().map((p) => p.url);
   }
 
   private capAll(): void {
@@ -464,7 +469,7 @@ export class ClusterScheduler implements Scheduler {
     if (this.mode === 'alone') return shareOf(backend.key, backend.limit, replicas, this.cluster.self);
     let reserved = 0;
     for (const peer of this.cluster.peers()) {
-      if (peer.state === 'suspect') reserved += shareOf(backend.key, backend.limit, replicas, peer.url);
+      if (peer.state !== 'alive') reserved += shareOf(backend.key, backend.limit, replicas, peer.url);
     }
     return Math.max(0, backend.limit - reserved);
   }
