@@ -17,6 +17,7 @@ import { burst } from './scenarios/burst.js';
 import { cache } from './scenarios/cache.js';
 import { cluster } from './scenarios/cluster.js';
 import { failover } from './scenarios/failover.js';
+import { scaleFromZero } from './scenarios/scale-from-zero.js';
 import { mixed } from './scenarios/mixed.js';
 import { overhead } from './scenarios/overhead.js';
 import { replicas } from './scenarios/replicas.js';
@@ -24,7 +25,7 @@ import { soak } from './scenarios/soak.js';
 import { study } from './scenarios/study.js';
 import { widgets } from './scenarios/widgets.js';
 
-const scenarios: readonly Scenario[] = [burst, study, mixed, overhead, replicas, cache, soak, autoscale, widgets, cluster, failover];
+const scenarios: readonly Scenario[] = [burst, study, mixed, overhead, replicas, cache, soak, autoscale, widgets, cluster, failover, scaleFromZero];
 
 const usage = `Usage: npm run bench -- <scenario...|all> [options]
 
