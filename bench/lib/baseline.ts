@@ -77,7 +77,8 @@ export function comparePairs(result: MatrixResult, rows: readonly Row[]): PairCo
       const r = (k: (typeof FIGURES)[number]) => (mine && theirs && theirs[k] > 0 && Number.isFinite(mine[k]) ? mine[k] / theirs[k] : null);
       const ratios = Object.fromEntries(FIGURES.map((k) => [k, r(k)])) as PairComparison['ratios'];
       const noWorse = ratios.p95 === null || ratios.max === null ? null : ratios.p95 <= NO_WORSE && ratios.max <= NO_WORSE;
-      const note = [a && a.status !== 'ok' ? `this build ${a.status}: ${a.note ?? ''}` : '', b.status !== 'ok' ? `baseline ${b.status}: ${b.note ?? ''}` : ''].filter(Boolean).join('; ');
+      // The reason itself is in the cell notes under the scenario's table, once per row.
+      const note = [a && a.status !== 'ok' ? `this build ${a.status}` : '', b.status !== 'ok' ? `baseline ${b.status}` : ''].filter(Boolean).join(', ');
       out.push({
         row: twin.baselineOf,
         shape: b.shape,
@@ -96,8 +97,12 @@ function x(v: number | null): string {
   return v === null ? '-' : ratio(v, 1);
 }
 
-export function comparisonTable(pairs: readonly PairComparison[], rows: readonly Row[]): Table {
+/** Pairs of which one side could not run at all (n/a: settings a build does not accept): listed once per row, not per cell. */
+const notRun = (p: PairComparison) => p.note?.includes('n/a') === true;
+
+export function comparisonTable(all: readonly PairComparison[], rows: readonly Row[]): Table {
   const label = new Map(rows.map((r) => [r.id, r.label]));
+  const pairs = all.filter((p) => !notRun(p));
   return {
     header: ['shape', 'burst', 'row', ...FIGURES.map((k) => `${k} this/base`), 'errors this/base', 'no worse'],
     rows: pairs.map((p) => [
@@ -124,10 +129,12 @@ export function comparisonSummary(pairs: readonly PairComparison[], rows: readon
   const worse = judged.filter((p) => !p.noWorse);
   const gm = (k: (typeof FIGURES)[number]) => x(geomean(judged.map((p) => p.ratios[k])));
   const list = worse.map((p) => `${label.get(p.row) ?? p.row} (${p.shape}, burst ${p.burst}: p95 ${x(p.ratios.p95)}, max ${x(p.ratios.max)})`);
+  const skipped = [...new Set(pairs.filter(notRun).map((p) => `${label.get(p.row) ?? p.row} (${p.note})`))];
   return (
     `${judged.length - worse.length} of ${judged.length} cells no worse (p95 and max <= ${NO_WORSE}x the baseline); ` +
     `geometric mean this/baseline: p50 ${gm('p50')}, p95 ${gm('p95')}, max ${gm('max')}, mean ${gm('mean')}.` +
-    (list.length > 0 ? ` Worse: ${list.join('; ')}.` : '')
+    (list.length > 0 ? ` Worse: ${list.join('; ')}.` : '') +
+    (skipped.length > 0 ? ` Not compared: ${skipped.join('; ')}.` : '')
   );
 }
 
