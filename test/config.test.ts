@@ -24,7 +24,7 @@ test('a minimal config gets the documented defaults', () => {
   const pool = c.pools.nlu!;
   assert.equal(pool.balancer, 'least-outstanding');
   assert.equal(pool.slotsPerEndpoint, 2);
-  assert.deepEqual(pool.queue, { maxLength: 1000, maxWaitMs: 30000 });
+  assert.deepEqual(pool.queue, { maxLength: 1000, maxWaitMs: 30000, holdWithoutPods: false });
   assert.equal(pool.upstreamTimeoutMs, 60000);
   assert.deepEqual(c.routes, [{ prefix: '/', pool: 'nlu' }]);
   assert.ok(Object.isFrozen(c.pools.nlu));
