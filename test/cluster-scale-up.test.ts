@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { startRasaPod, type RasaPod } from '../src/emulator/rasa-pod.js';
 import { clusterView, freePort, replicaConfigHead, waitFor } from './helpers/cluster.js';
-import { FakeApiServer, makeSlice } from './helpers/fake-apiserver.js';
+import { FakeApiServer, podSlice } from './helpers/fake-apiserver.js';
 import { debugPools, post } from './helpers/harness.js';
 import { startGateway, writeConfig, type Started } from './helpers/process.js';
 
@@ -23,29 +23,8 @@ after(async () => {
 
 function kubeconfigFor(fake: FakeApiServer): string {
   const file = join(mkdtempSync(join(tmpdir(), 'kubeconfig-')), 'config');
-  writeFileSync(
-    file,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      `clusters: [{ name: fake, cluster: { server: "${fake.url}", insecure-skip-tls-verify: true } }]`,
-      `users: [{ name: fake, user: { token: "${fake.token}" } }]`,
-      'contexts: [{ name: fake, context: { cluster: fake, user: fake, namespace: rasa } }]',
-      'current-context: fake',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(file, fake.kubeconfigYaml());
   return file;
-}
-
-/** One slice per pod: each emulated pod listens on its own loopback port. */
-function sliceOf(pod: RasaPod) {
-  return makeSlice({
-    name: `rasa-${pod.name}`,
-    service: 'rasa',
-    ports: [{ name: 'http', port: Number(new URL(pod.url).port), protocol: 'TCP' }],
-    endpoints: [{ ip: '127.0.0.1', pod: pod.name }],
-  });
 }
 
 test('after a scale-up, every conversation keeps its pod through replicas that never saw it', async () => {
@@ -57,7 +36,7 @@ test('after a scale-up, every conversation keeps its pod through replicas that n
     pods.push(pod);
     cleanup.push(() => pod.close());
   }
-  fake.apply(sliceOf(pods[0]!));
+  fake.apply(podSlice(pods[0]!));
 
   // The replicas are child processes: they read the fake API server's credentials from KUBECONFIG.
   process.env.KUBECONFIG = kubeconfigFor(fake);
@@ -100,8 +79,8 @@ test('after a scale-up, every conversation keeps its pod through replicas that n
   }
 
   // Rasa scales up.
-  fake.apply(sliceOf(pods[1]!));
-  fake.apply(sliceOf(pods[2]!));
+  fake.apply(podSlice(pods[1]!));
+  fake.apply(podSlice(pods[2]!));
   await everyReplicaSees(3);
 
   // Their next turns through replicas 1 and 2, which never served them: still on the first pod.

@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { validateConfig } from '../src/config.js';
 import { KubernetesDiscovery } from '../src/discovery/kubernetes.js';
-import { startRasaPod, type RasaPod } from '../src/emulator/rasa-pod.js';
+import { startRasaPod } from '../src/emulator/rasa-pod.js';
 import { Gateway } from '../src/gateway.js';
-import { FakeApiServer, makeSlice } from './helpers/fake-apiserver.js';
+import { FakeApiServer, podSlice } from './helpers/fake-apiserver.js';
 import { get, metricValue, post, waitFor } from './helpers/harness.js';
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -32,15 +32,6 @@ async function gatewayOn(fake: FakeApiServer, maxWaitMs: number) {
   });
   cleanup.push(() => gateway.shutdown(0));
   return gateway.start();
-}
-
-function podSlice(pod: RasaPod) {
-  return makeSlice({
-    name: 'rasa-0',
-    service: 'rasa',
-    ports: [{ name: 'http', port: Number(new URL(pod.url).port), protocol: 'TCP' }],
-    endpoints: [{ ip: '127.0.0.1', pod: pod.name }],
-  });
 }
 
 test('an empty pool holds its requests until the first pod is ready, then answers them all 200', async () => {

@@ -26,18 +26,7 @@ export function kubeconfigFile(api: FakeApiServer): string {
   const dir = benchTmp('kube');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'kubeconfig');
-  writeFileSync(
-    file,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      `clusters: [{ name: fake, cluster: { server: "${api.url}", insecure-skip-tls-verify: true } }]`,
-      `users: [{ name: fake, user: { token: "${api.token}" } }]`,
-      `contexts: [{ name: fake, context: { cluster: fake, user: fake, namespace: ${NAMESPACE} } }]`,
-      'current-context: fake',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(file, api.kubeconfigYaml(NAMESPACE));
   return file;
 }
 

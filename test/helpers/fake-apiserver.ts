@@ -54,6 +54,16 @@ export interface SliceSpec {
   readonly endpoints: readonly SliceEndpointSpec[];
 }
 
+/** One ready pod on loopback as its own slice of `service` (each emulated pod listens on its own port). */
+export function podSlice(pod: { readonly name: string; readonly url: string }, service = 'rasa'): SliceObject {
+  return makeSlice({
+    name: `${service}-${pod.name}`,
+    service,
+    ports: [{ name: 'http', port: Number(new URL(pod.url).port), protocol: 'TCP' }],
+    endpoints: [{ ip: '127.0.0.1', pod: pod.name }],
+  });
+}
+
 /** An EndpointSlice as the EndpointSlice controller writes one (all three conditions set). */
 export function makeSlice(spec: SliceSpec): SliceObject {
   return {
@@ -270,6 +280,19 @@ export class FakeApiServer {
       currentContext: 'fake',
     });
     return kc;
+  }
+
+  /** The same credentials as a kubeconfig file's text, for child processes (KUBECONFIG). */
+  kubeconfigYaml(namespace: string = this.namespace): string {
+    return [
+      'apiVersion: v1',
+      'kind: Config',
+      `clusters: [{ name: fake, cluster: { server: "${this.url}", insecure-skip-tls-verify: true } }]`,
+      `users: [{ name: fake, user: { token: "${this.token}" } }]`,
+      `contexts: [{ name: fake, context: { cluster: fake, user: fake, namespace: ${namespace} } }]`,
+      'current-context: fake',
+      '',
+    ].join('\n');
   }
 
   /** Creates or replaces a slice (works while stopped too: the store outlives the listener). */
