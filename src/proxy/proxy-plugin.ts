@@ -130,7 +130,6 @@ function forward(ctx: RequestContext): void {
   const { request, reply, runtime } = ctx;
   ctx.stage = 'proxy';
   ctx.attempts++;
-  if (ctx.body !== undefined) request.body = Readable.from([ctx.body]);
   let opts = runtime.fromOptions;
   if (ctx.deadlineMs !== Infinity) {
     const remaining = Math.floor(ctx.deadlineMs - runtime.pool.now());
@@ -139,6 +138,15 @@ function forward(ctx: RequestContext): void {
       return;
     }
     if (remaining < runtime.config.upstreamTimeoutMs) opts = fromOptions(remaining);
+  }
+  const body = ctx.body;
+  if (body !== undefined) {
+    const contentType = request.headers['content-type'];
+    // The bytes as read, sent as one buffer (reply-from takes `body` + `contentType` raw); a stream
+    // per attempt cost more than the rest of the step. Without a content type reply-from would invent
+    // one, so such bodies go as a stream.
+    if (body.length > 0 && contentType !== undefined && request.method !== 'GET' && request.method !== 'HEAD') opts = { ...opts, body, contentType };
+    else request.body = Readable.from([body]);
   }
   if (ctx.backend) reply.header('x-gateway-endpoint', ctx.backend.pod);
   reply.from(ctx.dest, opts as never);
