@@ -195,9 +195,13 @@ export class ClusterScheduler implements Scheduler {
     const ticket = this.mine.get(Number(m.id));
     if (!ticket || ticket.state !== 'queued' || from !== this.scheduler) return;
     if (m.c === 'NOT_SCHEDULER') {
-      // Views of who schedules differ for a moment: ask again once ours has settled.
+      // Views of who schedules differ for a moment: ask again once ours has settled, unless the
+      // request ended meanwhile (`finish` forgets it) or a scheduler change re-submitted it already.
       this.unwait(ticket);
-      setTimeout(() => this.resubmit(ticket), 50).unref();
+      const id = ticket.clusterId;
+      setTimeout(() => {
+        if (this.mine.get(id) === ticket && ticket.state === 'new') this.resubmit(ticket);
+      }, 50).unref();
       return;
     }
     const code = typeof m.c === 'string' && m.c in errorCatalog ? (m.c as ErrorCode) : 'INTERNAL';
