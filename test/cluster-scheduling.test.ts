@@ -111,6 +111,42 @@ test('a conversation stays on one pod and runs one turn at a time, whichever rep
   }
 });
 
+test('clients that leave while their request waits at the scheduler or runs: every slot and count is given back', async () => {
+  const view = await clusterView(cluster[0]!.started.adminUrl);
+  const scheduler = view.pools.rasa!.scheduler as string;
+  const others = cluster.filter((r) => r.url !== scheduler);
+  // 60 requests on 8 slots of 120 ms: most wait at the scheduler; every client gives up after 150 ms.
+  const abandoned = await Promise.all(
+    Array.from({ length: 60 }, (_, i) =>
+      fetch(`${others[i % others.length]!.started.publicUrl}/model/parse`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text: `leave ${i}` }),
+        signal: AbortSignal.timeout(150),
+      }).then(
+        async (r) => (await r.arrayBuffer(), 'answered'),
+        () => 'left',
+      ),
+    ),
+  );
+  assert.ok(abandoned.filter((a) => a === 'left').length > 0, 'some clients left before their answer');
+  await waitFor('every replica and the scheduler back at zero', async () => {
+    for (const r of cluster) {
+      const scrape = await (await fetch(`${r.started.adminUrl}/metrics`)).text();
+      if (metricValue(scrape, 'gateway_inflight_requests', { pool: 'rasa' }) !== 0) return undefined;
+      if (metricValue(scrape, 'gateway_queue_length', { pool: 'rasa' }) !== 0) return undefined;
+      const pools = await (await fetch(`${r.started.adminUrl}/debug/pools`)).json() as { pools: { inflight: number; queueLength: number }[] };
+      if (pools.pools[0]!.inflight !== 0 || pools.pools[0]!.queueLength !== 0) return undefined;
+    }
+    return true;
+  });
+  // Nothing leaked: the full slots serve the next burst, and no pod runs more than its slots.
+  for (const p of pods) p.maxHeld = 0;
+  const next = await Promise.all(Array.from({ length: 40 }, (_, i) => post(`${cluster[i % 3]!.started.publicUrl}/model/parse`, { text: `after leaving ${i}` })));
+  assert.ok(next.every((r) => r.status === 200));
+  for (const p of pods) assert.ok(p.maxHeld <= 2, `${p.name} held ${p.maxHeld}`);
+});
+
 test('the scheduler replica SIGKILLed mid-burst: every request sent to the survivors is answered 200', async () => {
   const view = await clusterView(cluster[0]!.started.adminUrl);
   const schedulerUrl = view.pools.rasa!.scheduler as string;
