@@ -473,7 +473,7 @@ test('default render: the gateway, its config, Services, least RBAC and PDB; not
   assert.deepEqual(docs.map((d) => d.kind).sort(), ['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'Service', 'Service', 'ServiceAccount']);
 
   const dep = one(docs, 'Deployment', RELEASE);
-  assert.equal(at(dep, 'spec', 'replicas'), 2);
+  assert.equal(at(dep, 'spec', 'replicas'), 3, 'three replicas: a quorum survives the loss of one');
   const pod = at(dep, 'spec', 'template');
   const c = at(pod, 'spec', 'containers', 0);
   assert.deepEqual(c.args, ['--config', '/etc/rasa-gateway/config.yaml']);
@@ -590,7 +590,18 @@ test('autoscaling.enabled: one autoscaling/v2 HPA per pool on gateway_pool_desir
     assert.equal(metrics.length, 1);
     assert.deepEqual(metrics[0].external.metric, { name: 'gateway_pool_desired_pods', selector: { matchLabels: { pool } } });
     assert.deepEqual(metrics[0].external.target, { type: 'AverageValue', averageValue: '1' }, 'desired replicas = the metric');
+    const behavior = at(hpa, 'spec', 'behavior');
+    assert.equal(behavior.scaleDown.stabilizationWindowSeconds, 120, "desired pods' own scale-down window");
+    assert.deepEqual(behavior.scaleDown.policies.map((p: Obj) => p.type).sort(), ['Percent', 'Pods']);
   }
+  // An operator's window wins over the signal's, 0 included.
+  for (const seconds of [0, 900]) {
+    const set = helmTemplate(['autoscaling.enabled=true', `autoscaling.behavior.scaleDown.stabilizationWindowSeconds=${seconds}`]);
+    for (const hpa of find(set, 'HorizontalPodAutoscaler')) assert.equal(at(hpa, 'spec', 'behavior', 'scaleDown', 'stabilizationWindowSeconds'), seconds);
+  }
+  const tuned = helmTemplate(['autoscaling.enabled=true', 'autoscaling.scaleDownWindowSeconds.desiredPods=240']);
+  assertValid(tuned);
+  assert.equal(at(one(tuned, 'HorizontalPodAutoscaler', `${RELEASE}-nlu`), 'spec', 'behavior', 'scaleDown', 'stabilizationWindowSeconds'), 240);
   const { helm } = tools();
   const bad = run(helm, ['template', RELEASE, CHART, '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, ...helmArgs(['autoscaling.enabled=true', 'autoscaling.signal=cpu'])]);
   assert.notEqual(bad.code, 0);
@@ -640,6 +651,7 @@ test('keda.enabled: a ScaledObject per pool with the prometheus desired-pods tri
     assert.equal(triggers[0].name, 'desired-pods');
     assert.equal(triggers[0].metricType, 'AverageValue');
     assert.equal(triggers[0].metadata.threshold, '1');
+    assert.equal(at(doc, 'spec', 'advanced', 'horizontalPodAutoscalerConfig', 'behavior', 'scaleDown', 'stabilizationWindowSeconds'), 120);
     assert.equal(triggers[0].metadata.query, `sum(gateway_pool_desired_pods{pool="${pool}"})`);
     assertSumOf(parsePromQL(triggers[0].metadata.query), 'gateway_pool_desired_pods', { pool }, null);
   }

@@ -16,6 +16,10 @@
  * Times are in milliseconds of the caller's clock, so a scenario can run the loop faster than real
  * time by scaling every duration it passes in.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { repoRoot } from './paths.js';
 
 export interface ScalingPolicy {
   readonly type: 'Pods' | 'Percent';
@@ -51,27 +55,39 @@ export interface HpaDecision {
   readonly limitedBy?: 'tolerance' | 'stabilization' | 'rate' | 'bounds';
 }
 
-/** deploy/'s behaviour (values.yaml `autoscaling.behavior`), every duration divided by `timeScale`. */
-export function deployBehaviour(timeScale: number): Pick<HpaSpec, 'scaleUp' | 'scaleDown'> {
-  const s = (seconds: number) => (seconds * 1000) / timeScale;
-  return {
-    scaleUp: {
-      stabilizationMs: s(0),
-      select: 'Max',
-      policies: [
-        { type: 'Percent', value: 100, periodMs: s(15) },
-        { type: 'Pods', value: 4, periodMs: s(15) },
-      ],
-    },
-    scaleDown: {
-      stabilizationMs: s(300),
-      select: 'Max',
-      policies: [
-        { type: 'Percent', value: 10, periodMs: s(60) },
-        { type: 'Pods', value: 1, periodMs: s(60) },
-      ],
-    },
+interface ChartPolicy {
+  readonly type: 'Pods' | 'Percent';
+  readonly value: number;
+  readonly periodSeconds: number;
+}
+
+interface ChartRules {
+  readonly stabilizationWindowSeconds?: number | string | null;
+  readonly selectPolicy?: 'Max' | 'Min';
+  readonly policies: readonly ChartPolicy[];
+}
+
+/**
+ * deploy/'s behaviour for `signal`, read from the chart's values.yaml (`autoscaling.behavior`, the
+ * scale-down window from `autoscaling.scaleDownWindowSeconds` where the behaviour sets none, as the
+ * chart's template does), every duration divided by `timeScale`.
+ */
+export function deployBehaviour(timeScale: number, signal: 'desiredPods' | 'demand'): Pick<HpaSpec, 'scaleUp' | 'scaleDown'> {
+  const values = parseYaml(readFileSync(join(repoRoot, 'deploy', 'helm', 'rasa-gateway', 'values.yaml'), 'utf8')) as {
+    autoscaling: { behavior: { scaleUp: ChartRules; scaleDown: ChartRules }; scaleDownWindowSeconds: Record<string, number> };
   };
+  const { behavior, scaleDownWindowSeconds } = values.autoscaling;
+  const ms = (seconds: number) => (seconds * 1000) / timeScale;
+  const rules = (r: ChartRules, fallbackSeconds: number): ScalingRules => {
+    const set = r.stabilizationWindowSeconds;
+    return {
+      stabilizationMs: ms(set === undefined || set === null || set === '' ? fallbackSeconds : Number(set)),
+      select: r.selectPolicy ?? 'Max',
+      policies: r.policies.map((p) => ({ type: p.type, value: p.value, periodMs: ms(p.periodSeconds) })),
+    };
+  };
+  // Kubernetes' defaults where the chart sets no window: 0 s up, 300 s down.
+  return { scaleUp: rules(behavior.scaleUp, 0), scaleDown: rules(behavior.scaleDown, scaleDownWindowSeconds[signal] ?? 300) };
 }
 
 export class Hpa {

@@ -110,7 +110,7 @@ interface WindowRow {
 }
 
 function hpaSpec(id: RunId, scale: number): HpaSpec {
-  return { minReplicas: 1, maxReplicas: 10, target: id === 'demand' ? POD.slots : 1, tolerance: 0.1, ...deployBehaviour(scale) };
+  return { minReplicas: 1, maxReplicas: 10, target: id === 'demand' ? POD.slots : 1, tolerance: 0.1, ...deployBehaviour(scale, id === 'demand' ? 'demand' : 'desiredPods') };
 }
 
 async function startSide(id: RunId, api: FakeApiServer, kubeconfig: string, scale: number): Promise<Side> {
@@ -144,6 +144,7 @@ export const autoscale: Scenario = {
     const syncMs = (REAL.syncS * 1000) / scale;
     const windowMs = options.quick ? 5000 : 10_000;
     const spec = hpaSpec('demand', scale);
+    const desiredSpec = hpaSpec('desired', scale);
     const estimateS = totalMs / 1000 + 15;
     return {
       estimateS,
@@ -299,7 +300,7 @@ export const autoscale: Scenario = {
             'per pod, queue 1,000 / 30 s (the defaults), `kubernetes:` discovery of EndpointSlices on the fake API server of the tests.',
             '',
             `**Time is scaled ${scale}x** for everything that is a duration of the control loop or the ramp: HPA sync every ${syncMs / 1000} s (15 s),`,
-            `scale-up window 0 s, scale-down window ${spec.scaleDown.stabilizationMs / 1000} s (300 s), policy periods ${(spec.scaleUp.policies[0]?.periodMs ?? 0) / 1000} s (15 s) and`,
+            `scale-up window 0 s, scale-down window ${spec.scaleDown.stabilizationMs / 1000} s (300 s) on demand and ${desiredSpec.scaleDown.stabilizationMs / 1000} s (${(desiredSpec.scaleDown.stabilizationMs * scale) / 1000} s) on desired pods, policy periods ${(spec.scaleUp.policies[0]?.periodMs ?? 0) / 1000} s (15 s) and`,
             `${(spec.scaleDown.policies[0]?.periodMs ?? 0) / 1000} s (60 s), pod start-up ${REAL.startupS / scale} s (${REAL.startupS} s), gateway slow start ${REAL.slowStartS / scale} s (${REAL.slowStartS} s), the capacity`,
             `window ${REAL.windowS / scale} s (${REAL.windowS} s) and backlog horizon ${REAL.horizonS / scale} s (${REAL.horizonS} s), and the`,
             `phases (${phaseSpans(phases).map((x) => `${x.label} ${fixed(x.to - x.from)} s`).join(', ')}; real: x${scale}). Request rates, service times,`,

@@ -99,6 +99,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if eq .root.Values.autoscaling.signal "demand" }}{{ include "rasa-gateway.demandTarget" . }}{{ else }}1{{ end }}
 {{- end }}
 
+{{/* The HPA behaviour: autoscaling.behavior, with the signal's scale-down window where none is set. */}}
+{{- define "rasa-gateway.behavior" -}}
+{{- $b := deepCopy .Values.autoscaling.behavior }}
+{{- $down := $b.scaleDown | default dict }}
+{{- $set := "" }}
+{{- if hasKey $down "stabilizationWindowSeconds" }}{{ $set = toString (index $down "stabilizationWindowSeconds") }}{{ end }}
+{{- if or (eq $set "") (eq $set "<nil>") }}
+{{- $_ := set $down "stabilizationWindowSeconds" (index .Values.autoscaling.scaleDownWindowSeconds .Values.autoscaling.signal | int) }}
+{{- end }}
+{{- $_ := set $b "scaleDown" $down }}
+{{- toYaml $b }}
+{{- end }}
+
 {{- define "rasa-gateway.demandTarget" -}}
 {{- $as := index .root.Values.autoscaling.pools .name }}
 {{- $pool := index .root.Values.config.pools .name }}
