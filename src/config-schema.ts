@@ -251,6 +251,12 @@ export const clusterSchema = section(
     ),
     heartbeatMs: int(10, 60_000, 'how often each replica sends a heartbeat on every link', 250),
     deadAfterMs: int(40, 600_000, 'a peer not heard from for this long is dead; at least 4 x heartbeatMs', 2000),
+    prefetchGrants: int(
+      0,
+      16,
+      "per pool, slots a replica holds in advance from the scheduler while the pool has free slots and nobody waits, so a request without a conversation starts without the grant's round trip; taken back as soon as a request waits (0: off)",
+      1,
+    ),
   },
   'replicas share one queue per pool (see Replicas and the cluster); absent: this replica works alone',
   false,

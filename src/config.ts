@@ -89,6 +89,8 @@ export interface ClusterConfig {
   readonly kubernetes?: { readonly namespace: string; readonly service: string; readonly port: string | number; readonly leaseDurationSeconds: number };
   readonly heartbeatMs: number;
   readonly deadAfterMs: number;
+  /** Per pool, grants a replica holds in advance from a remote scheduler (0: none). */
+  readonly prefetchGrants?: number;
 }
 
 export interface PoolConfig {
@@ -410,6 +412,7 @@ function cluster(c: Section<typeof clusterSchema>, env: NodeJS.ProcessEnv): Clus
     ...(k ? { kubernetes: { namespace: k.namespace ?? (env.POD_NAMESPACE || 'default'), service: k.service, port: k.port, leaseDurationSeconds: k.leaseDurationSeconds } } : {}),
     heartbeatMs: c.heartbeatMs,
     deadAfterMs: c.deadAfterMs,
+    prefetchGrants: c.prefetchGrants,
   };
 }
 

@@ -130,21 +130,68 @@ test('clients that leave while their request waits at the scheduler or runs: eve
     ),
   );
   assert.ok(abandoned.filter((a) => a === 'left').length > 0, 'some clients left before their answer');
-  await waitFor('every replica and the scheduler back at zero', async () => {
-    for (const r of cluster) {
-      const scrape = await (await fetch(`${r.started.adminUrl}/metrics`)).text();
-      if (metricValue(scrape, 'gateway_inflight_requests', { pool: 'rasa' }) !== 0) return undefined;
-      if (metricValue(scrape, 'gateway_queue_length', { pool: 'rasa' }) !== 0) return undefined;
-      const pools = await (await fetch(`${r.started.adminUrl}/debug/pools`)).json() as { pools: { inflight: number; queueLength: number }[] };
-      if (pools.pools[0]!.inflight !== 0 || pools.pools[0]!.queueLength !== 0) return undefined;
-    }
-    return true;
-  });
+  await backAtRest();
   // Nothing leaked: the full slots serve the next burst, and no pod runs more than its slots.
   for (const p of pods) p.maxHeld = 0;
   const next = await Promise.all(Array.from({ length: 40 }, (_, i) => post(`${cluster[i % 3]!.started.publicUrl}/model/parse`, { text: `after leaving ${i}` })));
   assert.ok(next.every((r) => r.status === 200));
   for (const p of pods) assert.ok(p.maxHeld <= 2, `${p.name} held ${p.maxHeld}`);
+});
+
+/**
+ * Every replica's counts back at zero; the scheduler holds no slot but those it lent in advance (at
+ * most one per peer with the default `prefetchGrants: 1`), each held unused by a peer.
+ */
+async function backAtRest(): Promise<void> {
+  await waitFor('every replica and the scheduler back at zero', async () => {
+    let lent = 0;
+    let inHand = 0;
+    let schedulerInflight = 0;
+    for (const r of cluster) {
+      const scrape = await (await fetch(`${r.started.adminUrl}/metrics`)).text();
+      if (metricValue(scrape, 'gateway_inflight_requests', { pool: 'rasa' }) !== 0) return undefined;
+      if (metricValue(scrape, 'gateway_queue_length', { pool: 'rasa' }) !== 0) return undefined;
+      const pools = (await (await fetch(`${r.started.adminUrl}/debug/pools`)).json()) as { pools: { inflight: number; queueLength: number }[] };
+      const view = await clusterView(r.started.adminUrl);
+      const advance = view.pools.rasa!.grantsInAdvance!;
+      if (pools.pools[0]!.queueLength !== 0) return undefined;
+      if (view.pools.rasa!.scheduler === r.url) {
+        schedulerInflight = pools.pools[0]!.inflight;
+        lent += advance.lent;
+      } else {
+        if (pools.pools[0]!.inflight !== 0 || advance.lent !== 0) return undefined;
+        inHand += advance.inHand;
+      }
+    }
+    return schedulerInflight === lent && lent === inHand && lent <= cluster.length - 1 ? true : undefined;
+  });
+}
+
+test('grants in advance: a request through a replica that does not schedule starts on a slot lent before it came; a burst takes them back, nothing leaks', async () => {
+  const scheduler = (await clusterView(cluster[0]!.started.adminUrl)).pools.rasa!.scheduler as string;
+  const peer = cluster.find((r) => r.url !== scheduler)!;
+  const advance = async () => (await clusterView(peer.started.adminUrl)).pools.rasa!.grantsInAdvance!;
+  await waitFor('the peer holds a grant in advance', async () => ((await advance()).inHand === 1 ? true : undefined));
+  const before = await advance();
+  const sequential = [];
+  for (let i = 0; i < 5; i++) sequential.push(await post(`${peer.started.publicUrl}/model/parse`, { text: `in advance ${i}` }));
+  assert.ok(sequential.every((r) => r.status === 200));
+  assert.ok((await advance()).claimed > before.claimed, 'a request started on the grant held in advance');
+  // Conversations never use one: their pod and turn are the scheduler's to decide.
+  const claimedBefore = (await advance()).claimed;
+  const turn = await post(`${peer.started.publicUrl}/webhooks/rest/webhook`, { sender: 'advance-user', message: 'hi' });
+  assert.equal(turn.status, 200);
+  assert.equal((await advance()).claimed, claimedBefore);
+  // A burst bigger than the slots: whatever was lent comes back to the queue, every slot serves and none is exceeded.
+  for (const p of pods) p.maxHeld = 0;
+  const burst = await Promise.all(Array.from({ length: 60 }, (_, i) => post(`${cluster[i % 3]!.started.publicUrl}/model/parse`, { text: `advance burst ${i}` })));
+  assert.deepEqual(
+    burst.map((r) => r.status),
+    burst.map(() => 200),
+  );
+  for (const p of pods) assert.ok(p.maxHeld <= 2, `${p.name} held ${p.maxHeld} requests at once with 2 slots`);
+  assert.ok(pods.every((p) => p.maxHeld === 2), `every pod was used to its slots: ${pods.map((p) => p.maxHeld).join(',')}`);
+  await backAtRest();
 });
 
 test('the scheduler replica SIGKILLed mid-burst: every request sent to the survivors is answered 200', async () => {

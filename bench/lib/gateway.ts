@@ -60,9 +60,9 @@ function writeConfig(dir: string, endpoints: readonly string[], pool: PoolSettin
 }
 
 /** The `cluster` section of each replica on loopback (one port each): listen on its own port, every replica a peer. */
-function clusterSections(ports: readonly number[]): object[] {
+function clusterSections(ports: readonly number[], settings: PoolSettings = {}): object[] {
   const urls = ports.map((p) => `http://127.0.0.1:${p}`);
-  return ports.map((port, i) => ({ listen: { host: '127.0.0.1', port }, advertise: urls[i], peers: urls }));
+  return ports.map((port, i) => ({ listen: { host: '127.0.0.1', port }, advertise: urls[i], peers: urls, ...settings }));
 }
 
 function withCluster(extras: ConfigExtras | undefined, cluster: object): ConfigExtras {
@@ -99,12 +99,14 @@ export interface GatewayOptions {
   readonly main?: string;
   /** Join the replicas into one cluster (static peers on free loopback ports). */
   readonly cluster?: boolean;
+  /** More keys of each replica's `cluster` section (e.g. `prefetchGrants`). */
+  readonly clusterSettings?: PoolSettings;
 }
 
 export async function startGateways(options: GatewayOptions): Promise<Gateways> {
   const replicas = options.replicas ?? 1;
   const dir = benchTmp('gateway');
-  const sections = options.cluster ? clusterSections(await Promise.all(Array.from({ length: replicas }, () => freePort()))) : undefined;
+  const sections = options.cluster ? clusterSections(await Promise.all(Array.from({ length: replicas }, () => freePort())), options.clusterSettings) : undefined;
   const files = Array.from({ length: replicas }, (_, i) =>
     sections
       ? writeConfig(dir, options.endpoints, options.pool, withCluster(options.extras, sections[i] as object), `gateway-${i}.yaml`)

@@ -11,6 +11,7 @@ import { capacityReport, type CapacityReport } from '../capacity/report.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { Backend } from '../pool/backend.js';
 import type { PoolRuntime } from '../proxy/pool-runtime.js';
+import { ClusterScheduler } from '../scheduling/cluster-scheduler.js';
 import { statusRoutes, type StatusOptions } from './status/status-routes.js';
 
 export interface AdminOptions {
@@ -28,14 +29,18 @@ export interface AdminOptions {
  * GET /debug/cluster. A replica without `cluster` is no member of anything: `self` null, no peers,
  * quorum true (alone it is the whole set) and no scheduler for any pool (it queues locally).
  */
-export function describeCluster(cluster: Cluster | undefined, pools: Iterable<string>) {
-  const byPool = (scheduler: (pool: string) => string | null) => Object.fromEntries([...pools].map((pool) => [pool, { scheduler: scheduler(pool) }]));
-  if (!cluster) return { self: null, quorum: true, peers: [], pools: byPool(() => null) };
+export function describeCluster(cluster: Cluster | undefined, pools: ReadonlyMap<string, PoolRuntime>) {
+  if (!cluster) return { self: null, quorum: true, peers: [], pools: Object.fromEntries([...pools.keys()].map((pool) => [pool, { scheduler: null }])) };
   return {
     self: cluster.self,
     quorum: cluster.hasQuorum(),
     peers: cluster.peers().map(({ url, state }) => ({ url, state })),
-    pools: byPool((pool) => cluster.schedulerOf(pool)),
+    pools: Object.fromEntries(
+      [...pools].map(([pool, runtime]) => [
+        pool,
+        { scheduler: cluster.schedulerOf(pool), ...(runtime.scheduler instanceof ClusterScheduler ? { grantsInAdvance: runtime.scheduler.grantsInAdvance } : {}) },
+      ]),
+    ),
   };
 }
 
@@ -100,7 +105,7 @@ export async function adminPlugin(app: FastifyInstance, options: AdminOptions): 
 
   app.get('/debug/pools', async () => describePools(options.pools));
 
-  app.get('/debug/cluster', async () => describeCluster(options.cluster, options.pools.keys()));
+  app.get('/debug/cluster', async () => describeCluster(options.cluster, options.pools));
   app.get('/debug/capacity', async () => describeCapacity(options.pools));
 
   await app.register(statusRoutes, { ...options.status, pools: options.pools, metrics: options.metrics });

@@ -48,10 +48,26 @@ import { ScheduledTicket, type Scheduler } from './scheduler.js';
 
 type Mode = 'local' | 'remote' | 'alone';
 
+/** A grant held in advance from the remote scheduler, not yet used by a request. */
+interface GrantInHand {
+  readonly id: number;
+  readonly pod: string;
+  readonly attempt: number;
+  readonly from: string;
+}
+
+/** After a refused or revoked grant in advance, how long a replica waits before asking again. */
+const PREFETCH_BACKOFF_MS = 100;
+
 const outcomes = new Set<Outcome>(['ok', 'pod-error', 'timeout', 'client-left', 'gateway-error']);
 
 /** A peer's request in this replica's queue: its grants and rejections go back as messages. */
 class HostedTicket extends ScheduledTicket {
+  /** Lent in advance (`s: 1`): granted before the peer has a request for it, until claimed or given back. */
+  lent = false;
+  /** An `adm.revoke` went out for it. */
+  revoked = false;
+
   constructor(
     private readonly owner: ClusterScheduler,
     readonly peer: string,
@@ -69,7 +85,7 @@ class HostedTicket extends ScheduledTicket {
   }
 
   override onTurn(): void {
-    this.owner.local.admitAgain(this);
+    this.owner.turnCame(this);
   }
 }
 
@@ -84,6 +100,15 @@ export class ClusterScheduler implements Scheduler {
   /** Leases held now on this replica's pool: what it reports to a new scheduler. */
   private readonly leases = new Set<LocalLease>();
   private waitingRemotely = 0;
+  /** Grants in advance held here (remote mode), and the ids asked for and not yet answered. */
+  private readonly inHand: GrantInHand[] = [];
+  private readonly asked = new Set<number>();
+  private askAfterMs = 0;
+  private askAgain: NodeJS.Timeout | undefined;
+  private claimedTotal = 0;
+  private returnedTotal = 0;
+  /** Grants lent in advance to peers and not yet claimed (local mode). */
+  private readonly lent = new Set<HostedTicket>();
 
   constructor(
     readonly poolName: string,
@@ -91,6 +116,8 @@ export class ClusterScheduler implements Scheduler {
     readonly local: LocalScheduler,
     private readonly admission: Admission,
     private readonly affinity: Affinity | undefined,
+    /** Grants a replica holds in advance from a remote scheduler (`cluster.prefetchGrants`; 0: none). */
+    private readonly prefetch = 0,
   ) {
     admission.elsewhere = {
       hostedWaiting: () => this.countHosted('queued'),
@@ -112,12 +139,12 @@ export class ClusterScheduler implements Scheduler {
   // ---- the Scheduler seam (this replica's requests) ----
 
   admit(ticket: ScheduledTicket): void {
-    if (this.mode !== 'remote') this.local.admit(ticket);
-    else this.sendAdmit(ticket, false);
+    if (this.mode !== 'remote') this.schedule(ticket, false);
+    else if (!this.claim(ticket)) this.sendAdmit(ticket, false);
   }
 
   admitAgain(ticket: ScheduledTicket): void {
-    if (this.mode !== 'remote') this.local.admitAgain(ticket);
+    if (this.mode !== 'remote') this.schedule(ticket, true);
     else this.sendAdmit(ticket, true);
   }
 
@@ -128,12 +155,110 @@ export class ClusterScheduler implements Scheduler {
       return;
     }
     this.forgetMine(ticket);
-    if (this.mode === 'remote') this.send({ t: 'adm.done', p: this.poolName, id });
+    if (this.mode === 'remote') {
+      this.send({ t: 'adm.done', p: this.poolName, id });
+      this.topUp();
+    }
   }
 
   remember(key: string, backend: Backend): void {
     this.local.remember(key, backend);
     if (this.mode === 'remote') this.send({ t: 'adm.remember', p: this.poolName, k: key, pod: backend.key });
+  }
+
+  /**
+   * For /debug/cluster: grants lent to peers and not claimed (scheduler side); held here and not used,
+   * and since start the requests that started on one and the grants given back unused (peer side).
+   */
+  get grantsInAdvance(): { readonly lent: number; readonly inHand: number; readonly claimed: number; readonly returned: number } {
+    return { lent: this.lent.size, inHand: this.inHand.length, claimed: this.claimedTotal, returned: this.returnedTotal };
+  }
+
+  // ---- grants in advance (remote mode) ----
+  //
+  // A grant's round trip is two wake-ups of two processes; at low load it is most of what a remote
+  // grant adds. So while the pool has free slots and nobody waits, the scheduler lends each peer up
+  // to `prefetch` grants before it has a request for them (`adm.admit` with `s: 1`): a real slot,
+  // counted at the scheduler like any grant, so no pod runs more than its slots. A request without
+  // a conversation (a conversation's pod and turn are the scheduler's to decide) takes one at once
+  // and tells the scheduler (`adm.claim`); release and done follow as for any grant. The scheduler
+  // lends only with an empty queue and takes back what is unclaimed (`adm.revoke`) as soon as a
+  // request has to wait, so a lent slot idles at most one round trip while others queue.
+
+  /** Starts a request on a grant in hand, without the round trip; false when none fits. */
+  private claim(ticket: ScheduledTicket): boolean {
+    if (ticket.conversationKey !== undefined || ticket.ordered) return false;
+    for (let held = this.inHand.pop(); held; held = this.inHand.pop()) {
+      const backend = this.pool.get(held.pod);
+      if (!backend || held.from !== this.scheduler) {
+        this.giveBack(held);
+        continue;
+      }
+      ticket.clusterId = held.id;
+      this.mine.set(held.id, ticket);
+      ticket.enqueuedAtMs = this.pool.now();
+      ticket.grants = held.attempt - 1;
+      this.claimedTotal++;
+      this.cluster.send(held.from, { t: 'adm.claim', p: this.poolName, id: held.id });
+      this.admission.grantedElsewhere(ticket, backend);
+      ticket.onGranted(backend);
+      this.topUp();
+      return true;
+    }
+    return false;
+  }
+
+  /** Asks the remote scheduler for grants in advance, up to `prefetch` held or asked. */
+  private topUp(): void {
+    if (this.mode !== 'remote' || this.inHand.length + this.asked.size >= this.prefetch || this.pool.now() < this.askAfterMs) return;
+    while (this.inHand.length + this.asked.size < this.prefetch) {
+      const id = ++this.nextId;
+      if (!this.send({ t: 'adm.admit', p: this.poolName, id, s: 1 })) return;
+      this.asked.add(id);
+    }
+  }
+
+  /** An answer to a grant in advance we asked for; false when `id` is not one. */
+  private heldAnswer(from: string, id: number, m: ClusterMessage): boolean {
+    if (!this.asked.delete(id)) return false;
+    if (m.t === 'adm.reject') this.backOff();
+    else {
+      const held: GrantInHand = { id, pod: String(m.pod), attempt: Number(m.n), from };
+      if (from === this.scheduler && this.mode === 'remote' && this.pool.get(held.pod)) this.inHand.push(held);
+      else this.giveBack(held);
+    }
+    return true;
+  }
+
+  private onRevoke(from: string, m: ClusterMessage): void {
+    const i = this.inHand.findIndex((h) => h.id === Number(m.id) && h.from === from);
+    if (i < 0) return; // claimed meanwhile: its claim is on the way
+    this.giveBack(this.inHand.splice(i, 1)[0] as GrantInHand);
+    this.backOff();
+  }
+
+  /** Refused or taken back: ask again after a pause (the queue may be long; a timer also covers an idle replica). */
+  private backOff(): void {
+    this.askAfterMs = this.pool.now() + PREFETCH_BACKOFF_MS;
+    if (this.askAgain) return;
+    this.askAgain = setTimeout(() => {
+      this.askAgain = undefined;
+      this.askAfterMs = 0;
+      this.topUp();
+    }, PREFETCH_BACKOFF_MS);
+    this.askAgain.unref();
+  }
+
+  private giveBack(held: GrantInHand): void {
+    this.returnedTotal++;
+    this.cluster.send(held.from, { t: 'adm.release', p: this.poolName, id: held.id, n: held.attempt, o: 'client-left' });
+    this.cluster.send(held.from, { t: 'adm.done', p: this.poolName, id: held.id });
+  }
+
+  /** Scheduling moved: grants in hand go back to whoever lent them, answers still due are ignored. */
+  private dropInHand(): void {
+    for (const held of this.inHand.splice(0)) this.giveBack(held);
+    this.asked.clear();
   }
 
   // ---- requests waiting at a remote scheduler ----
@@ -175,12 +300,15 @@ export class ClusterScheduler implements Scheduler {
   }
 
   private onGrant(from: string, m: ClusterMessage): void {
+    if (this.heldAnswer(from, Number(m.id), m)) return;
     const ticket = this.mine.get(Number(m.id));
     const attempt = Number(m.n);
     const backend = typeof m.pod === 'string' ? this.pool.get(m.pod) : undefined;
     if (!ticket || ticket.state !== 'queued' || from !== this.scheduler || !backend) {
       // Nobody here wants it any more (the client left, the request moved, a pod not discovered here yet): give it back.
       this.cluster.send(from, { t: 'adm.release', p: this.poolName, id: m.id, n: attempt, o: backend ? 'client-left' : 'gateway-error' });
+      // No request here knows the id (it ended, or was a grant in advance no longer wanted): nothing else will end it there.
+      if (!ticket) this.cluster.send(from, { t: 'adm.done', p: this.poolName, id: m.id });
       if (ticket && ticket.state === 'queued' && from === this.scheduler && !backend) this.refuse(ticket, 'NO_ENDPOINTS');
       return;
     }
@@ -192,6 +320,7 @@ export class ClusterScheduler implements Scheduler {
   }
 
   private onReject(from: string, m: ClusterMessage): void {
+    if (this.heldAnswer(from, Number(m.id), m)) return;
     const ticket = this.mine.get(Number(m.id));
     if (!ticket || ticket.state !== 'queued' || from !== this.scheduler) return;
     if (m.c === 'NOT_SCHEDULER') {
@@ -254,6 +383,10 @@ export class ClusterScheduler implements Scheduler {
       this.cluster.send(from, { t: 'adm.reject', p: this.poolName, id, c: 'NOT_SCHEDULER' });
       return;
     }
+    if (m.s === 1) {
+      this.lend(from, id);
+      return;
+    }
     const map = this.hostedOf(from);
     let ticket = map.get(id);
     const again = ticket !== undefined && m.r === 1;
@@ -271,10 +404,53 @@ export class ClusterScheduler implements Scheduler {
       // A retry, or a request re-submitted after a takeover while it holds its turn.
       if (ticket.ordered && !ticket.holdsTurn) this.affinity?.gate.hold(ticket.conversationKey as string);
       ticket.holdsTurn = ticket.ordered;
-      this.local.admitAgain(ticket);
+      this.schedule(ticket, true);
     } else {
-      this.local.admit(ticket);
+      this.schedule(ticket, false);
     }
+  }
+
+  /** Admits a request here; one that has to wait takes back the grants lent in advance. */
+  private schedule(ticket: ScheduledTicket, again: boolean): void {
+    if (again) this.local.admitAgain(ticket);
+    else this.local.admit(ticket);
+    if (ticket.state === 'queued' && this.lent.size > 0) this.revokeLent();
+  }
+
+  /** A grant in advance for a peer, only from a free slot with nobody waiting. */
+  private lend(peer: string, id: number): void {
+    const map = this.hostedOf(peer);
+    if (map.has(id)) return;
+    if (this.admission.queue.length === 0) {
+      const ticket = new HostedTicket(this, peer, id);
+      ticket.lent = true;
+      map.set(id, ticket);
+      this.lent.add(ticket);
+      this.local.admit(ticket); // granted at once (and sent) when a slot is free
+      if (ticket.state === 'granted') return;
+      this.lent.delete(ticket);
+      if (ticket.state !== 'queued') return; // refused (no pods): hostedRejected has answered
+      this.admission.cancel(ticket);
+      map.delete(id);
+    }
+    this.cluster.send(peer, { t: 'adm.reject', p: this.poolName, id, c: 'BUSY' });
+  }
+
+  private onClaim(from: string, m: ClusterMessage): void {
+    const ticket = this.hosted.get(from)?.get(Number(m.id));
+    if (ticket) this.lent.delete(ticket);
+  }
+
+  private revokeLent(): void {
+    for (const ticket of this.lent) {
+      if (ticket.revoked) continue;
+      ticket.revoked = true;
+      this.cluster.send(ticket.peer, { t: 'adm.revoke', p: this.poolName, id: ticket.id });
+    }
+  }
+
+  turnCame(ticket: HostedTicket): void {
+    this.schedule(ticket, true);
   }
 
   hostedGranted(ticket: HostedTicket, backend: Backend): void {
@@ -306,6 +482,7 @@ export class ClusterScheduler implements Scheduler {
 
   /** A hosted request is over: whatever it holds here is given back, its turn passes on. */
   private endHosted(ticket: HostedTicket): void {
+    this.lent.delete(ticket);
     if (ticket.state === 'granted') ticket.lease?.release('client-left');
     this.local.finish(ticket);
   }
@@ -387,6 +564,7 @@ export class ClusterScheduler implements Scheduler {
     this.mode = mode;
     this.scheduler = scheduler;
     if (before === 'local') this.stopHosting();
+    if (before === 'remote') this.dropInHand();
     // Requests waiting in this replica's own queue and gates go where scheduling now is.
     const moved = mode === 'remote' ? this.takeLocalWaiters() : [];
     const waitingRemotely = [...this.mine.values()].filter((t) => t.state === 'queued');
@@ -395,6 +573,7 @@ export class ClusterScheduler implements Scheduler {
     else this.adoptMine();
     this.capAll();
     for (const t of [...waitingRemotely, ...moved]) this.resubmit(t);
+    this.topUp();
   }
 
   /**
@@ -402,6 +581,7 @@ export class ClusterScheduler implements Scheduler {
    * here freed, and the turns they held passed on (to a waiter of this replica, if any).
    */
   private stopHosting(): void {
+    this.revokeLent();
     const all = [...this.hosted.values()].flatMap((m) => [...m.values()]);
     this.hosted.clear();
     for (const ticket of all) {
@@ -497,11 +677,15 @@ export class ClusterScheduler implements Scheduler {
         return this.onReport(from, m);
       case 'adm.sticky':
         return this.onSticky(from, m);
+      case 'adm.claim':
+        return this.onClaim(from, m);
+      case 'adm.revoke':
+        return this.onRevoke(from, m);
     }
   }
 }
 
-export const messageTypes = ['adm.admit', 'adm.grant', 'adm.reject', 'adm.release', 'adm.done', 'adm.remember', 'adm.report', 'adm.sticky'] as const;
+export const messageTypes = ['adm.admit', 'adm.grant', 'adm.reject', 'adm.release', 'adm.done', 'adm.remember', 'adm.report', 'adm.sticky', 'adm.claim', 'adm.revoke'] as const;
 
 /**
  * Wires a replica's pool schedulers to the cluster: messages routed by pool, and every change that
