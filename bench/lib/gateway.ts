@@ -59,10 +59,15 @@ function writeConfig(dir: string, endpoints: readonly string[], pool: PoolSettin
   return file;
 }
 
-/** The `cluster` section of each replica on loopback (one port each): listen on its own port, every replica a peer. */
-function clusterSections(ports: readonly number[], settings: PoolSettings = {}): object[] {
-  const urls = ports.map((p) => `http://127.0.0.1:${p}`);
-  return ports.map((port, i) => ({ listen: { host: '127.0.0.1', port }, advertise: urls[i], peers: urls, ...settings }));
+/** A cluster member's advertise URL on loopback. */
+export function clusterUrl(port: number): string {
+  return `http://127.0.0.1:${port}`;
+}
+
+/** The `cluster` section of each replica on loopback (one port each): listen on its own port, every replica a peer, and `others` too. */
+function clusterSections(ports: readonly number[], others: readonly string[] = [], settings: PoolSettings = {}): object[] {
+  const urls = ports.map(clusterUrl);
+  return ports.map((port, i) => ({ listen: { host: '127.0.0.1', port }, advertise: urls[i], peers: [...urls, ...others], ...settings }));
 }
 
 function withCluster(extras: ConfigExtras | undefined, cluster: object): ConfigExtras {
@@ -97,16 +102,27 @@ export interface GatewayOptions {
   readonly nodeArgs?: readonly string[];
   /** The gateway's entry script (default: this build's dist/src/main.js). */
   readonly main?: string;
-  /** Join the replicas into one cluster (static peers on free loopback ports). */
-  readonly cluster?: boolean;
+  /** Join the replicas into one cluster (static peers on free loopback ports, or as laid out). */
+  readonly cluster?: boolean | ClusterLayout;
+}
+
+/** Where the replicas' cluster listeners are, and members that are no gateway (the `cluster` bench's own). */
+export interface ClusterLayout {
+  /** One cluster port per replica (default: free ports). */
+  readonly ports?: readonly number[];
+  /** Advertise URLs of other members, in every replica's static peers. */
+  readonly others?: readonly string[];
   /** More keys of each replica's `cluster` section (e.g. `prefetchGrants`). */
-  readonly clusterSettings?: PoolSettings;
+  readonly settings?: PoolSettings;
 }
 
 export async function startGateways(options: GatewayOptions): Promise<Gateways> {
   const replicas = options.replicas ?? 1;
   const dir = benchTmp('gateway');
-  const sections = options.cluster ? clusterSections(await Promise.all(Array.from({ length: replicas }, () => freePort())), options.clusterSettings) : undefined;
+  const layout: ClusterLayout | undefined = options.cluster === true ? {} : options.cluster || undefined;
+  const ports = layout ? (layout.ports ?? (await Promise.all(Array.from({ length: replicas }, () => freePort())))) : [];
+  if (layout && ports.length !== replicas) throw new Error(`cluster layout has ${ports.length} ports for ${replicas} replicas`);
+  const sections = layout ? clusterSections(ports, layout.others, layout.settings) : undefined;
   const files = Array.from({ length: replicas }, (_, i) =>
     sections
       ? writeConfig(dir, options.endpoints, options.pool, withCluster(options.extras, sections[i] as object), `gateway-${i}.yaml`)
