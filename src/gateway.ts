@@ -236,6 +236,7 @@ export class Gateway {
   async shutdown(drainTimeoutMs = this.config.shutdown.drainTimeoutMs): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    for (const scheduler of this.clusterSchedulers.values()) scheduler.leave(); // lent slots back to the queue now
     const proxies = [this.app, ...(this.internal ? [this.internal] : [])];
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {

@@ -70,7 +70,7 @@ test('cluster config: defaults, advertise from POD_IP, and errors that name the 
   const doc = (cluster: unknown) => ({ pools, cluster });
   assert.equal(validateConfig({ pools }).cluster, undefined, 'no cluster section: no cluster');
   const c = validateConfig(doc({ peers: ['http://10.1.2.3:9095', 'http://10.1.2.4:9095'] }), { POD_IP: '10.1.2.3' }).cluster;
-  assert.deepEqual(c, { listen: { host: '0.0.0.0', port: 9095 }, advertise: 'http://10.1.2.3:9095', peers: ['http://10.1.2.3:9095', 'http://10.1.2.4:9095'], heartbeatMs: 250, deadAfterMs: 2000 });
+  assert.deepEqual(c, { listen: { host: '0.0.0.0', port: 9095 }, advertise: 'http://10.1.2.3:9095', peers: ['http://10.1.2.3:9095', 'http://10.1.2.4:9095'], heartbeatMs: 250, deadAfterMs: 2000, prefetchGrants: 1 });
   const k = validateConfig(doc({ kubernetes: { service: 'gw-cluster', port: 'cluster' } }), { POD_IP: '10.1.2.3', POD_NAMESPACE: 'rasa' }).cluster;
   assert.deepEqual(k?.kubernetes, { namespace: 'rasa', service: 'gw-cluster', port: 'cluster', leaseDurationSeconds: 5 });
   const refused = (cluster: unknown, field: string, env: NodeJS.ProcessEnv = { POD_IP: '10.1.2.3' }) =>

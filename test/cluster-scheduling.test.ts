@@ -142,12 +142,12 @@ test('clients that leave while their request waits at the scheduler or runs: eve
  * Every replica's counts back at zero; the scheduler holds no slot but those it lent in advance (at
  * most one per peer with the default `prefetchGrants: 1`), each held unused by a peer.
  */
-async function backAtRest(): Promise<void> {
+async function backAtRest(replicas: readonly Replica[] = cluster): Promise<void> {
   await waitFor('every replica and the scheduler back at zero', async () => {
     let lent = 0;
     let inHand = 0;
     let schedulerInflight = 0;
-    for (const r of cluster) {
+    for (const r of replicas) {
       const scrape = await (await fetch(`${r.started.adminUrl}/metrics`)).text();
       if (metricValue(scrape, 'gateway_inflight_requests', { pool: 'rasa' }) !== 0) return undefined;
       if (metricValue(scrape, 'gateway_queue_length', { pool: 'rasa' }) !== 0) return undefined;
@@ -163,7 +163,7 @@ async function backAtRest(): Promise<void> {
         inHand += advance.inHand;
       }
     }
-    return schedulerInflight === lent && lent === inHand && lent <= cluster.length - 1 ? true : undefined;
+    return schedulerInflight === lent && lent === inHand && lent <= replicas.length - 1 ? true : undefined;
   });
 }
 
@@ -239,10 +239,25 @@ test('a replica cut off from its peers (not dead): both sides keep serving, and 
     );
     for (const p of partPods) assert.ok(p.maxHeld <= 2, `${label}: ${p.name} held ${p.maxHeld} requests at once with 2 slots`);
   };
+  const together = () =>
+    waitFor('all three together again', async () => {
+      const views = await Promise.all(three.map((r) => clusterView(r.started.adminUrl)));
+      return views.every((v) => v.quorum && v.peers.every((p) => p.state === 'alive')) ? true : undefined;
+    });
+  const cutOff = () => waitFor('the cut replica without quorum', async () => ((await clusterView(three[2]!.started.adminUrl)).quorum ? undefined : true));
   await burst('joined');
 
+  // A short cut, healed before the others call it dead: whatever was lent to it in advance is free
+  // again once it is back (it gave its grants in hand up when it lost the scheduler).
   await relay.cut();
-  await waitFor('the cut replica without quorum', async () => ((await clusterView(three[2]!.started.adminUrl)).quorum ? undefined : true));
+  await cutOff();
+  await relay.heal();
+  await together();
+  await backAtRest(three);
+  await burst('briefly cut, healed');
+
+  await relay.cut();
+  await cutOff();
   // While the others still call it suspect, and once they call it dead: its share stays free for it.
   await burst('cut, suspect');
   await waitFor('the majority calls it dead', async () => {
@@ -252,10 +267,8 @@ test('a replica cut off from its peers (not dead): both sides keep serving, and 
   await burst('cut, dead to the others');
 
   await relay.heal();
-  await waitFor('all three together again', async () => {
-    const views = await Promise.all(three.map((r) => clusterView(r.started.adminUrl)));
-    return views.every((v) => v.quorum && v.peers.every((p) => p.state === 'alive')) ? true : undefined;
-  });
+  await together();
   await burst('healed');
+  await backAtRest(three);
   await relay.cut(); // closes its listener, so the test process can exit
 });

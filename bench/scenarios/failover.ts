@@ -2,17 +2,24 @@
  * `failover` (issue 17): what one central queue across replicas costs and how it survives losing its
  * scheduler, with real gateway processes (cluster on, static peers) and emulated pods.
  * - Grant cost: two replicas; the same sequential parses through the replica that schedules the pool
- *   (a local grant) and through the other one (a grant over the cluster link), interleaved in blocks:
- *   the p50 difference is what the grant round trip adds.
+ *   (a local grant) and through the other one (a grant over the cluster link), interleaved in blocks,
+ *   over one keep-alive connection each (undici, not fetch: its own cost per request is larger than
+ *   what is measured): the p50 difference is what a remote grant adds. Twice, one after the other:
+ *   with grants in advance (`cluster.prefetchGrants: 1`, the default) and without (0).
  * - SIGKILL: three replicas, closed-loop clients on the two that do not schedule; the scheduler is
  *   killed mid-run. Measured: every answer's status, the time until both survivors name the same new
  *   scheduler (polling `/debug/cluster` every 10 ms), and latency before, around and after the kill.
  * The partition case (a replica cut off behind a relay, not dead) is exercised in
  * test/cluster-membership.test.ts; its timings follow from heartbeatMs/deadAfterMs (README).
  */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { RasaPod } from '../../src/emulator/rasa-pod.js';
+import { Pool } from 'undici';
 import { startGateways, type Gateways } from '../lib/gateway.js';
 import { startPod } from '../lib/pods.js';
+import { repoRoot } from '../lib/paths.js';
+import { benchTmp, startProcess } from '../lib/procs.js';
 import { markdownTable, writeResults } from '../lib/report.js';
 import { benchCommand, type Scenario } from '../lib/scenario.js';
 import { summarize, type Summary } from '../lib/stats.js';
@@ -48,25 +55,34 @@ async function schedulerIndex(g: Gateways, pool: string): Promise<number> {
   return views.findIndex((v) => v?.self === url);
 }
 
-async function grantCost(pods: readonly RasaPod[], quick: boolean) {
-  const g = await startGateways({ endpoints: pods.map((p) => p.url), pool: { slotsPerEndpoint: 8, dispatch: 'greedy' }, replicas: 2, cluster: true });
+/** Sequential parses over one keep-alive connection: each answer's time, 0 for a status other than 200. */
+async function keepAliveParses(client: Pool, count: number, into: number[]): Promise<void> {
+  const body = JSON.stringify({ text: 'grant' });
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    const r = await client.request({ path: '/model/parse', method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    await r.body.arrayBuffer();
+    if (r.statusCode === 200) into.push(performance.now() - t0);
+  }
+}
+
+async function grantCost(endpoints: readonly string[], quick: boolean, prefetchGrants: number) {
+  const g = await startGateways({ endpoints, pool: { slotsPerEndpoint: 16, dispatch: 'greedy' }, replicas: 2, cluster: { settings: { prefetchGrants } } });
+  const s = await schedulerIndex(g, 'default');
+  const clients = { local: new Pool(g.urls[s] as string, { connections: 1 }), remote: new Pool(g.urls[1 - s] as string, { connections: 1 }) };
   try {
-    const s = await schedulerIndex(g, 'default');
-    const local = g.urls[s] as string;
-    const remote = g.urls[1 - s] as string;
     const blocks = quick ? 6 : 20;
-    const perBlock = 100;
+    const perBlock = 200;
     const samples = { local: [] as number[], remote: [] as number[] };
     for (let b = 0; b < blocks + 1; b++) {
-      for (const [name, url] of b % 2 === 0 ? ([['local', local], ['remote', remote]] as const) : ([['remote', remote], ['local', local]] as const)) {
-        for (let i = 0; i < perBlock; i++) {
-          const r = await parse(url, `grant ${i}`);
-          if (b > 0 && r.status === 200) samples[name].push(r.ms);
-        }
+      for (const name of b % 2 === 0 ? (['local', 'remote'] as const) : (['remote', 'local'] as const)) {
+        await keepAliveParses(clients[name], perBlock, b > 0 ? samples[name] : []);
       }
     }
-    return { local: summarize(samples.local), remote: summarize(samples.remote) };
+    const view = await (await fetch(`${g.adminUrls[1 - s]}/debug/cluster`)).json() as { pools: Record<string, { grantsInAdvance?: { claimed: number } }> };
+    return { prefetchGrants, local: summarize(samples.local), remote: summarize(samples.remote), claimed: view.pools.default?.grantsInAdvance?.claimed ?? 0, sent: (blocks + 1) * perBlock };
   } finally {
+    await Promise.all([clients.local.close(), clients.remote.close()]);
     await g.stop();
   }
 }
@@ -125,16 +141,28 @@ export const failover: Scenario = {
       estimateS: options.quick ? 30 : 60,
       plan: 'grant cost with 2 replicas, then SIGKILL of the scheduler of 3 under closed-loop load',
       async run() {
-        const fast = await Promise.all([0, 1].map((i) => startPod({ name: `fast-${i}`, slots: 8, serviceMs: 2 })));
+        // Grant cost: an upstream that answers at once (an emulated pod's timer would blur a fraction of a millisecond).
+        const dir = benchTmp('upstream');
+        mkdirSync(dir, { recursive: true });
+        const upstream = startProcess(process.execPath, [join(repoRoot, 'dist', 'bench', 'lib', 'trivial-upstream.js')], { logFile: join(dir, 'upstream.log') });
+        const fast = [`http://127.0.0.1:${(await upstream.waitFor(/listening on (\d+)/, 10_000))[1]}`];
         const burst = await Promise.all([0, 1, 2, 3].map((i) => startPod({ name: `pod-${i}`, slots: 2, serviceMs: 100 })));
         try {
-          const cost = await grantCost(fast, options.quick);
-          log(`grant cost: p50 local ${ms(cost.local.p50)} ms, remote ${ms(cost.remote.p50)} ms`);
+          const costs = [];
+          for (const prefetch of [1, 0]) {
+            const cost = await grantCost(fast, options.quick, prefetch);
+            log(`grant cost, prefetchGrants ${prefetch}: p50 local ${ms(cost.local.p50)} ms, remote ${ms(cost.remote.p50)} ms`);
+            costs.push(cost);
+          }
           const kill = await sigkill(burst, options.quick);
           log(`sigkill: ${kill.answers} answers ${JSON.stringify(kill.statuses)}, new scheduler agreed after ${ms(kill.agreedMs)} ms`);
           const costTable = {
-            header: ['path', 'requests', 'p50 ms', 'p95 ms', 'max ms'],
-            rows: [row('through the scheduler replica (local grant)', cost.local), row('through the other replica (remote grant)', cost.remote), ['remote - local at p50', '', ms(cost.remote.p50 - cost.local.p50), '', '']],
+            header: ['cluster.prefetchGrants', 'path', 'requests', 'p50 ms', 'p95 ms', 'max ms'],
+            rows: costs.flatMap((c) => [
+              [String(c.prefetchGrants), ...row('through the scheduler replica (local grant)', c.local)],
+              [String(c.prefetchGrants), ...row(`through the other replica (remote grant; ${c.claimed} of ${c.sent} on a grant in advance)`, c.remote)],
+              [String(c.prefetchGrants), 'remote - local at p50', '', ms(c.remote.p50 - c.local.p50), '', ''],
+            ]),
           };
           const killTable = {
             header: ['answers (ms from the kill)', 'requests', 'p50 ms', 'p95 ms', 'max ms'],
@@ -150,7 +178,8 @@ export const failover: Scenario = {
             '',
             '## What a remote grant adds',
             '',
-            'Two replicas, two pods of 8 slots answering in 2 ms; sequential POST /model/parse, 100 per block through each replica, blocks interleaved.',
+            'Two replicas, one upstream of 16 slots that answers at once (bench/lib/trivial-upstream.ts); sequential POST /model/parse over one keep-alive connection per replica, 200 per block',
+            'through each replica, blocks interleaved (the first pair is warm-up); with grants in advance (the default), then without.',
             '',
             markdownTable(costTable),
             '',
@@ -163,10 +192,10 @@ export const failover: Scenario = {
             markdownTable(killTable),
           ].join('\n');
           process.stdout.write(`\n${md}\n`);
-          const files = writeResults({ scenario: 'failover', outDir: options.outDir, json: { cost, kill }, markdown: md, charts: [] });
+          const files = writeResults({ scenario: 'failover', outDir: options.outDir, json: { costs, kill }, markdown: md, charts: [] });
           log(`wrote ${files.join(', ')}`);
         } finally {
-          await Promise.all([...fast, ...burst].map((p) => p.close()));
+          await Promise.all([upstream.stop(), ...burst.map((p) => p.close())]);
         }
       },
     };

@@ -86,10 +86,10 @@ export class Link {
     this.closed = true;
     if (this.flushing) clearImmediate(this.flushing);
     this.flushing = undefined;
-    this.pending = '';
-    // A clean local close flushes what the kernel has; everything else is cut.
-    if (reason.kind === 'local') this.socket.end();
+    // A clean local close delivers what was sent before it (queued here or in the kernel); everything else is cut.
+    if (reason.kind === 'local') this.socket.end(this.pending);
     else this.socket.destroy();
+    this.pending = '';
     this.socket.setTimeout(1000, () => this.socket.destroy());
     this.onClose(reason);
   }

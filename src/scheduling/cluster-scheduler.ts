@@ -105,6 +105,7 @@ export class ClusterScheduler implements Scheduler {
   private readonly asked = new Set<number>();
   private askAfterMs = 0;
   private askAgain: NodeJS.Timeout | undefined;
+  private leaving = false;
   private claimedTotal = 0;
   private returnedTotal = 0;
   /** Grants lent in advance to peers and not yet claimed (local mode). */
@@ -208,9 +209,15 @@ export class ClusterScheduler implements Scheduler {
     return false;
   }
 
+  /** This replica drains: no more grants in advance, and those in hand go back. */
+  leave(): void {
+    this.leaving = true;
+    this.dropInHand();
+  }
+
   /** Asks the remote scheduler for grants in advance, up to `prefetch` held or asked. */
   private topUp(): void {
-    if (this.mode !== 'remote' || this.inHand.length + this.asked.size >= this.prefetch || this.pool.now() < this.askAfterMs) return;
+    if (this.mode !== 'remote' || this.leaving || this.inHand.length + this.asked.size >= this.prefetch || this.pool.now() < this.askAfterMs) return;
     while (this.inHand.length + this.asked.size < this.prefetch) {
       const id = ++this.nextId;
       if (!this.send({ t: 'adm.admit', p: this.poolName, id, s: 1 })) return;
@@ -496,9 +503,11 @@ export class ClusterScheduler implements Scheduler {
   private onReport(from: string, m: ClusterMessage): void {
     if (this.mode !== 'local' || !Array.isArray(m.leases)) return;
     const map = this.hostedOf(from);
+    const reported = new Set<number>();
     for (const entry of m.leases as unknown[]) {
       const e = entry as { id?: unknown; pod?: unknown; n?: unknown; k?: unknown; turn?: unknown };
       const id = Number(e.id);
+      reported.add(id);
       const backend = typeof e.pod === 'string' ? this.pool.get(e.pod) : undefined;
       if (!Number.isSafeInteger(id) || !backend || map.has(id)) continue;
       const ticket = new HostedTicket(this, from, id);
@@ -514,6 +523,16 @@ export class ClusterScheduler implements Scheduler {
       ticket.grants = Math.max(0, Number(e.n) - 1) || 0;
       map.set(id, ticket);
       this.admission.grantedElsewhere(ticket, backend);
+    }
+    // A peer reports whenever it turns to this scheduler, having given up every grant in hand on
+    // leaving it (its link may have dropped and come back without it ever turning dead): what it
+    // reports as running was claimed, the rest of what was lent to it is free again.
+    for (const ticket of [...this.lent]) {
+      if (ticket.peer !== from) continue;
+      this.lent.delete(ticket);
+      if (reported.has(ticket.id)) continue;
+      map.delete(ticket.id);
+      this.endHosted(ticket);
     }
   }
 
