@@ -65,9 +65,10 @@ export function clusterUrl(port: number): string {
 }
 
 /** The `cluster` section of each replica on loopback (one port each): listen on its own port, every replica a peer, and `others` too. */
-function clusterSections(ports: readonly number[], others: readonly string[] = [], settings: PoolSettings = {}): object[] {
-  const urls = ports.map(clusterUrl);
-  return ports.map((port, i) => ({ listen: { host: '127.0.0.1', port }, advertise: urls[i], peers: [...urls, ...others], ...settings }));
+function clusterSections(ports: readonly number[], layout: ClusterLayout): object[] {
+  const host = (i: number) => layout.hosts?.[i] ?? '127.0.0.1';
+  const urls = ports.map((port, i) => layout.advertise?.[i] ?? `http://${host(i)}:${port}`);
+  return ports.map((port, i) => ({ listen: { host: host(i), port }, advertise: urls[i], peers: [...urls, ...(layout.others ?? [])], ...layout.settings }));
 }
 
 function withCluster(extras: ConfigExtras | undefined, cluster: object): ConfigExtras {
@@ -76,7 +77,7 @@ function withCluster(extras: ConfigExtras | undefined, cluster: object): ConfigE
 
 /** Whether a gateway build (default: this one) accepts these pool settings, and `cluster` if asked; the message names the field when not. */
 export function checkPoolSettings(pool: PoolSettings, options: { main?: string; cluster?: boolean } = {}): { ok: boolean; message: string } {
-  const extras = options.cluster ? withCluster(undefined, clusterSections([9])[0] as object) : undefined;
+  const extras = options.cluster ? withCluster(undefined, clusterSections([9], {})[0] as object) : undefined;
   const file = writeConfig(benchTmp('check'), ['http://127.0.0.1:9'], pool, extras);
   const r = runSync(process.execPath, [options.main ?? gatewayMain, '--config', file, '--check'], 30_000);
   return { ok: r.ok, message: r.ok ? 'ok' : r.out.trim().split('\n').slice(-3).join(' ') };
@@ -114,6 +115,10 @@ export interface ClusterLayout {
   readonly others?: readonly string[];
   /** More keys of each replica's `cluster` section (e.g. `prefetchGrants`). */
   readonly settings?: PoolSettings;
+  /** Per replica, where its cluster listener binds (default 127.0.0.1). */
+  readonly hosts?: readonly (string | undefined)[];
+  /** Per replica, how the others reach it (default http://host:port; e.g. a relay that can cut it off). */
+  readonly advertise?: readonly (string | undefined)[];
 }
 
 export async function startGateways(options: GatewayOptions): Promise<Gateways> {
@@ -122,7 +127,7 @@ export async function startGateways(options: GatewayOptions): Promise<Gateways> 
   const layout: ClusterLayout | undefined = options.cluster === true ? {} : options.cluster || undefined;
   const ports = layout ? (layout.ports ?? (await Promise.all(Array.from({ length: replicas }, () => freePort())))) : [];
   if (layout && ports.length !== replicas) throw new Error(`cluster layout has ${ports.length} ports for ${replicas} replicas`);
-  const sections = layout ? clusterSections(ports, layout.others, layout.settings) : undefined;
+  const sections = layout ? clusterSections(ports, layout) : undefined;
   const files = Array.from({ length: replicas }, (_, i) =>
     sections
       ? writeConfig(dir, options.endpoints, options.pool, withCluster(options.extras, sections[i] as object), `gateway-${i}.yaml`)
