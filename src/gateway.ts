@@ -135,7 +135,10 @@ export class Gateway {
     const affinity =
       poolConfig.affinity === 'rasa' ? new Affinity(pool, { ...poolConfig.sessions, onMove: (reason) => poolMetrics?.moved(reason) }) : undefined;
     const local = new LocalScheduler(admission, affinity, () => poolMetrics?.conversationWait());
-    const scheduler = this.cluster ? new ClusterScheduler(poolConfig.name, this.cluster, local, admission, affinity, this.config.cluster?.prefetchGrants ?? 0) : local;
+    const scheduler = this.cluster ? new ClusterScheduler(poolConfig.name, this.cluster, local, admission, affinity, {
+          prefetchGrants: this.config.cluster?.prefetchGrants ?? 0,
+          settleMs: (this.config.cluster?.deadAfterMs ?? 2000) / 2,
+        }) : local;
     if (scheduler instanceof ClusterScheduler) this.clusterSchedulers.set(poolConfig.name, scheduler);
     let cache: ParseCache | undefined;
     if (poolConfig.cache) {

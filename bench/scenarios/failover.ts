@@ -9,14 +9,18 @@
  * - SIGKILL: three replicas, closed-loop clients on the two that do not schedule; the scheduler is
  *   killed mid-run. Measured: every answer's status, the time until both survivors name the same new
  *   scheduler (polling `/debug/cluster` every 10 ms), and latency before, around and after the kill.
- * The partition case (a replica cut off behind a relay, not dead) is exercised in
- * test/cluster-membership.test.ts; its timings follow from heartbeatMs/deadAfterMs (README).
+ * - Partition: three replicas, the scheduler cut off from both peers behind a relay (alive, its own
+ *   clients still served), then healed; clients on all three. Measured: statuses, the most requests
+ *   any pod held in each phase, when the cut replica lost quorum, when the others named a successor
+ *   and called it dead, and when all three agreed again after healing.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RasaPod } from '../../src/emulator/rasa-pod.js';
 import { Pool } from 'undici';
-import { startGateways, type Gateways } from '../lib/gateway.js';
+import { rendezvousWinner } from '../../src/cluster/rendezvous.js';
+import { freePort, Relay } from '../../test/helpers/cluster.js';
+import { agreed, clusterUrl, startGateways, type Gateways } from '../lib/gateway.js';
 import { startPod } from '../lib/pods.js';
 import { repoRoot } from '../lib/paths.js';
 import { benchTmp, startProcess } from '../lib/procs.js';
@@ -27,6 +31,8 @@ import { summarize, type Summary } from '../lib/stats.js';
 interface ClusterView {
   readonly pools: Record<string, { scheduler: string | null }>;
   readonly self: string | null;
+  readonly quorum: boolean;
+  readonly peers: readonly { readonly url: string; readonly state: string }[];
 }
 
 async function view(adminUrl: string): Promise<ClusterView | undefined> {
@@ -87,6 +93,42 @@ async function grantCost(endpoints: readonly string[], quick: boolean, prefetchG
   }
 }
 
+interface Answer {
+  readonly status: number;
+  readonly ms: number;
+  readonly atMs: number;
+}
+
+/** 12 closed-loop clients over `urls` (client c on urls[c mod n]) until `runMs` has passed. */
+function closedLoop(urls: readonly string[], runMs: number): { answers: Answer[]; done: Promise<void> } {
+  const start = performance.now();
+  const answers: Answer[] = [];
+  const clients = Array.from({ length: 12 }, async (_, c) => {
+    while (performance.now() - start < runMs) answers.push(await parse(urls[c % urls.length] as string, `client ${c}`));
+  });
+  return { answers, done: Promise.all(clients).then(() => undefined) };
+}
+
+/** Polls every 10 ms until `test` holds; the ms it took from `since`, undefined after 15 s. */
+async function until(since: number, test: () => Promise<boolean>): Promise<number | undefined> {
+  while (performance.now() - since < 15_000) {
+    if (await test()) return performance.now() - since;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return undefined;
+}
+
+function byStatus(answers: readonly Answer[]): Record<string, number> {
+  const statuses: Record<string, number> = {};
+  for (const a of answers) statuses[String(a.status)] = (statuses[String(a.status)] ?? 0) + 1;
+  return statuses;
+}
+
+/** The 200 answers sent between `from` and `to` ms after `t0`. */
+function phase(answers: readonly Answer[], t0: number, from: number, to: number): Summary {
+  return summarize(answers.filter((a) => a.status === 200 && a.atMs - t0 >= from && a.atMs - t0 < to).map((a) => a.ms));
+}
+
 async function sigkill(pods: readonly RasaPod[], quick: boolean) {
   const g = await startGateways({ endpoints: pods.map((p) => p.url), pool: { slotsPerEndpoint: 2, dispatch: 'greedy' }, replicas: 3, cluster: true });
   try {
@@ -95,38 +137,93 @@ async function sigkill(pods: readonly RasaPod[], quick: boolean) {
     const survivors = g.urls.filter((_, i) => i !== s);
     const survivorAdmins = g.adminUrls.filter((_, i) => i !== s);
     const runMs = quick ? 5000 : 10_000;
-    const killAtMs = runMs / 2;
-    const start = performance.now();
-    const answers: { status: number; ms: number; atMs: number }[] = [];
-    const clients = Array.from({ length: 12 }, async (_, c) => {
-      while (performance.now() - start < runMs) answers.push(await parse(survivors[c % survivors.length] as string, `client ${c}`));
-    });
-    await new Promise((r) => setTimeout(r, killAtMs));
+    const load = closedLoop(survivors, runMs);
+    await new Promise((r) => setTimeout(r, runMs / 2));
     const killedAt = performance.now();
     g.procs[s]!.child.kill('SIGKILL');
-    let agreedMs: number | undefined;
-    while (agreedMs === undefined && performance.now() - killedAt < 15_000) {
-      const views = await Promise.all(survivorAdmins.map(view));
-      const names = new Set(views.map((v) => v?.pools.default?.scheduler));
+    const agreedMs = await until(killedAt, async () => {
+      const names = new Set((await Promise.all(survivorAdmins.map(view))).map((v) => v?.pools.default?.scheduler));
       const only = [...names][0];
-      if (names.size === 1 && typeof only === 'string' && only !== killedUrl) agreedMs = performance.now() - killedAt;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    await Promise.all(clients);
-    const rel = (a: { atMs: number }) => a.atMs - killedAt;
-    const phase = (from: number, to: number) => summarize(answers.filter((a) => a.status === 200 && rel(a) >= from && rel(a) < to).map((a) => a.ms));
-    const statuses: Record<string, number> = {};
-    for (const a of answers) statuses[String(a.status)] = (statuses[String(a.status)] ?? 0) + 1;
+      return names.size === 1 && typeof only === 'string' && only !== killedUrl;
+    });
+    await load.done;
     return {
-      answers: answers.length,
-      statuses,
+      answers: load.answers.length,
+      statuses: byStatus(load.answers),
       agreedMs,
-      before: phase(-Infinity, 0),
-      around: phase(0, 2500),
-      after: phase(2500, Infinity),
+      before: phase(load.answers, killedAt, -Infinity, 0),
+      around: phase(load.answers, killedAt, 0, 2500),
+      after: phase(load.answers, killedAt, 2500, Infinity),
     };
   } finally {
     await g.stop();
+  }
+}
+
+/**
+ * The scheduler replica cut off from its two peers (alive, its clients still served) and healed:
+ * its cluster links all go through a relay that the bench cuts (connections destroyed, new ones
+ * refused), as in test/cluster-scheduling.test.ts. The relay's address is chosen so that the
+ * replica behind it wins the pool's election. Clients on all three replicas throughout.
+ */
+async function partition(pods: readonly RasaPod[], quick: boolean) {
+  const [a, b, c] = [await freePort('127.0.0.1'), await freePort('127.0.0.1'), await freePort('127.0.0.3')];
+  let relay = await Relay.start('127.0.0.2', { host: '127.0.0.3', port: c });
+  for (let tries = 0; rendezvousWinner('default', [clusterUrl(a), clusterUrl(b), relay.url]) !== relay.url; tries++) {
+    if (tries > 50) throw new Error('no relay port makes the cut replica the scheduler');
+    await relay.cut();
+    relay = await Relay.start('127.0.0.2', { host: '127.0.0.3', port: c });
+  }
+  const g = await startGateways({
+    endpoints: pods.map((p) => p.url),
+    pool: { slotsPerEndpoint: 2, dispatch: 'greedy' },
+    replicas: 3,
+    cluster: { ports: [a, b, c], hosts: [undefined, undefined, '127.0.0.3'], advertise: [undefined, undefined, relay.url] },
+  });
+  try {
+    const majority = g.adminUrls.slice(0, 2);
+    const views = () => Promise.all(g.adminUrls.map(view));
+    if ((await views())[0]?.pools.default?.scheduler !== relay.url) throw new Error('the replica behind the relay does not schedule');
+    const phaseMs = quick ? 2500 : 4000;
+    const peaks: number[][] = [];
+    const peak = () => {
+      peaks.push(pods.map((p) => p.maxHeld));
+      for (const p of pods) p.maxHeld = 0;
+    };
+    for (const p of pods) p.maxHeld = 0;
+    const load = closedLoop(g.urls, phaseMs * 3);
+    await new Promise((r) => setTimeout(r, phaseMs));
+    peak();
+    const cutAt = performance.now();
+    await relay.cut();
+    const [lostQuorumMs, successorMs, deadMs] = await Promise.all([
+      until(cutAt, async () => (await view(g.adminUrls[2] as string))?.quorum === false),
+      until(cutAt, async () => (await Promise.all(majority.map(view))).every((v) => typeof v?.pools.default?.scheduler === 'string' && v.pools.default.scheduler !== relay.url)),
+      until(cutAt, async () => (await Promise.all(majority.map(view))).every((v) => v?.peers.find((p) => p.url === relay.url)?.state === 'dead')),
+    ]);
+    await new Promise((r) => setTimeout(r, Math.max(0, phaseMs - (performance.now() - cutAt))));
+    peak();
+    const healedAt = performance.now();
+    await relay.heal();
+    const rejoinedMs = await until(healedAt, async () => agreed((await views()).filter((v): v is ClusterView => v !== undefined)) && (await views()).every((v) => v?.peers.every((p) => p.state === 'alive')));
+    await load.done;
+    peak();
+    return {
+      answers: load.answers.length,
+      statuses: byStatus(load.answers),
+      lostQuorumMs,
+      successorMs,
+      deadMs,
+      rejoinedMs,
+      slots: 2,
+      peaks: { before: Math.max(...peaks[0]!), cut: Math.max(...peaks[1]!), healed: Math.max(...peaks[2]!) },
+      before: phase(load.answers, cutAt, -Infinity, 0),
+      cut: phase(load.answers, cutAt, 0, healedAt - cutAt),
+      healed: phase(load.answers, cutAt, healedAt - cutAt, Infinity),
+    };
+  } finally {
+    await g.stop();
+    await relay.cut();
   }
 }
 
@@ -135,11 +232,11 @@ const row = (label: string, s: Summary) => [label, String(s.n), ms(s.p50), ms(s.
 
 export const failover: Scenario = {
   name: 'failover',
-  title: 'one queue across replicas: what a remote grant adds, and losing the scheduler replica (SIGKILL)',
+  title: 'one queue across replicas: what a remote grant adds, losing the scheduler replica (SIGKILL), and cutting it off (partition)',
   async prepare(options, log) {
     return {
-      estimateS: options.quick ? 30 : 60,
-      plan: 'grant cost with 2 replicas, then SIGKILL of the scheduler of 3 under closed-loop load',
+      estimateS: options.quick ? 45 : 90,
+      plan: 'grant cost with 2 replicas, then SIGKILL of the scheduler of 3, then the scheduler of 3 cut off and healed, under closed-loop load',
       async run() {
         // Grant cost: an upstream that answers at once (an emulated pod's timer would blur a fraction of a millisecond).
         const dir = benchTmp('upstream');
@@ -156,6 +253,8 @@ export const failover: Scenario = {
           }
           const kill = await sigkill(burst, options.quick);
           log(`sigkill: ${kill.answers} answers ${JSON.stringify(kill.statuses)}, new scheduler agreed after ${ms(kill.agreedMs)} ms`);
+          const cut = await partition(burst, options.quick);
+          log(`partition: ${cut.answers} answers ${JSON.stringify(cut.statuses)}, peaks ${JSON.stringify(cut.peaks)}`);
           const costTable = {
             header: ['cluster.prefetchGrants', 'path', 'requests', 'p50 ms', 'p95 ms', 'max ms'],
             rows: costs.flatMap((c) => [
@@ -167,6 +266,14 @@ export const failover: Scenario = {
           const killTable = {
             header: ['answers (ms from the kill)', 'requests', 'p50 ms', 'p95 ms', 'max ms'],
             rows: [row('before', kill.before), row('0 to 2.5 s after', kill.around), row('later', kill.after)],
+          };
+          const cutTable = {
+            header: ['answers (sent)', 'requests', 'p50 ms', 'p95 ms', 'max ms', 'most requests a pod held (2 slots)'],
+            rows: [
+              [...row('before the cut', cut.before), String(cut.peaks.before)],
+              [...row('while cut off', cut.cut), String(cut.peaks.cut)],
+              [...row('after healing', cut.healed), String(cut.peaks.healed)],
+            ],
           };
           const md = [
             '# Failover: one queue across replicas',
@@ -190,9 +297,19 @@ export const failover: Scenario = {
             '(until then each scheduled alone on its share of every pod).',
             '',
             markdownTable(killTable),
+            '',
+            '## The scheduler replica cut off (alive), then healed',
+            '',
+            'Three replicas, the same pods; the scheduler\'s cluster links all pass through a relay (the others dial it there), which is cut',
+            '(connections destroyed, new ones refused) and healed; the replicas\' client listeners stay reachable, and 12 closed-loop clients use all',
+            `three throughout. Answers: ${cut.answers}, by status ${JSON.stringify(cut.statuses)}. After the cut: the cut replica saw it had no quorum after`,
+            `${ms(cut.lostQuorumMs)} ms, both others named a new scheduler after ${ms(cut.successorMs)} ms and called the cut one dead after ${ms(cut.deadMs)} ms;`,
+            `after healing, all three agreed on one scheduler with every peer alive after ${ms(cut.rejoinedMs)} ms.`,
+            '',
+            markdownTable(cutTable),
           ].join('\n');
           process.stdout.write(`\n${md}\n`);
-          const files = writeResults({ scenario: 'failover', outDir: options.outDir, json: { costs, kill }, markdown: md, charts: [] });
+          const files = writeResults({ scenario: 'failover', outDir: options.outDir, json: { costs, kill, partition: cut }, markdown: md, charts: [] });
           log(`wrote ${files.join(', ')}`);
         } finally {
           await Promise.all([upstream.stop(), ...burst.map((p) => p.close())]);

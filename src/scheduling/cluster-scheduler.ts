@@ -25,15 +25,23 @@
  * On every change the waiting requests are re-submitted where they now belong, the replica reports
  * its in-flight leases (pod, conversation, whether they hold its turn) to a new remote scheduler,
  * which counts them, remembers their conversations and holds their turns: no accepted request is
- * lost and no conversation whose pod still lives moves. Hosted requests of a peer that died or came
- * back as a new process are dropped (its pods' slots are freed).
+ * lost and no conversation whose pod still lives moves. A scheduler handing over to another also
+ * reports the peers' requests it granted (`via`), so the new one counts them before their owners
+ * report; a new scheduler grants nothing until its live peers have reported (or settleMs passed).
+ * Hosted requests of a peer that died or came back as a new process are dropped (its pods' slots are
+ * freed).
  *
  * Shares make partitions safe: the shares of all known replicas add up to a pod's slots, every replica
  * without a reachable scheduler uses only its own, and a scheduler leaves free the shares of every
- * peer it cannot reach. The price: while a replica is down, its share of each pod stays unused until
- * it leaves the peer set. Limits (documented in the README): a scheduler cut off without its link
- * dropping keeps full slots until it notices (at most deadAfterMs/2), while the others may already
- * have elected a successor; messages to a peer whose link is down are not queued.
+ * peer it cannot reach. A scheduler that loses quorum keeps its peers' running requests counted, so
+ * its own share never lands on top of them. The price: while a replica is down, its share of each pod
+ * stays unused until it leaves the peer set. Limits (measured by `npm run bench -- failover`,
+ * documented in the README): with static peers, two replicas can each see a majority with different
+ * live sets while a partition heals (links come back one by one) and both schedule for a moment; the
+ * requests a cut-off scheduler's own clients had in flight are unknown to its successor; a scheduler
+ * cut off without its link dropping keeps full slots until it notices (at most deadAfterMs/2); and
+ * messages to a peer whose link is down are not queued. A vote per replica, given to one scheduler
+ * at a time and released before it moves, would close the first two (issue 17's note).
  */
 import type { Admission } from '../admission/admission.js';
 import type { LocalLease } from '../admission/lease.js';
@@ -47,6 +55,16 @@ import type { LocalScheduler } from './local-scheduler.js';
 import { ScheduledTicket, type Scheduler } from './scheduler.js';
 
 type Mode = 'local' | 'remote' | 'alone';
+
+export interface ClusterSchedulingOptions {
+  /** Grants a replica holds in advance from a remote scheduler (`cluster.prefetchGrants`; 0: none). */
+  readonly prefetchGrants?: number;
+  /** A new scheduler waits at most this long for its live peers' reports before it grants (deadAfterMs/2). */
+  readonly settleMs?: number;
+}
+
+/** How long a peer waits before reporting again to a scheduler that was not scheduling yet. */
+const REPORT_AGAIN_MS = 50;
 
 /** A grant held in advance from the remote scheduler, not yet used by a request. */
 interface GrantInHand {
@@ -67,6 +85,8 @@ class HostedTicket extends ScheduledTicket {
   lent = false;
   /** An `adm.revoke` went out for it. */
   revoked = false;
+  /** Known from the previous scheduler's hand-over, not from its own replica: that replica's report decides. */
+  adopted = false;
 
   constructor(
     private readonly owner: ClusterScheduler,
@@ -106,6 +126,15 @@ export class ClusterScheduler implements Scheduler {
   private askAfterMs = 0;
   private askAgain: NodeJS.Timeout | undefined;
   private leaving = false;
+  private readonly prefetch: number;
+  private readonly settleMs: number;
+  /** A new scheduler's live peers that have not yet reported what they have in flight: no grants until they have. */
+  private readonly awaitingReports = new Set<string>();
+  private settleTimer: NodeJS.Timeout | undefined;
+  /** Peers that have reported to this replica since it became the scheduler. */
+  private readonly reportedHere = new Set<string>();
+  /** Having scheduled until now: the peers' requests it granted that still run, handed to the next scheduler. */
+  private handover: object[] = [];
   private claimedTotal = 0;
   private returnedTotal = 0;
   /** Grants lent in advance to peers and not yet claimed (local mode). */
@@ -117,9 +146,10 @@ export class ClusterScheduler implements Scheduler {
     readonly local: LocalScheduler,
     private readonly admission: Admission,
     private readonly affinity: Affinity | undefined,
-    /** Grants a replica holds in advance from a remote scheduler (`cluster.prefetchGrants`; 0: none). */
-    private readonly prefetch = 0,
+    options: ClusterSchedulingOptions = {},
   ) {
+    this.prefetch = options.prefetchGrants ?? 0;
+    this.settleMs = options.settleMs ?? 1000;
     admission.elsewhere = {
       hostedWaiting: () => this.countHosted('queued'),
       hostedInflight: () => this.countHosted('granted'),
@@ -501,16 +531,36 @@ export class ClusterScheduler implements Scheduler {
 
   /** A new scheduler hears what a peer has in flight: counted, its conversations remembered, its turns held. */
   private onReport(from: string, m: ClusterMessage): void {
-    if (this.mode !== 'local' || !Array.isArray(m.leases)) return;
+    if (!Array.isArray(m.leases)) return;
+    if (this.mode !== 'local') {
+      // The peer sees this replica as the scheduler before it does itself: ask again, fresh, later.
+      this.cluster.send(from, { t: 'adm.unreported', p: this.poolName });
+      return;
+    }
     const map = this.hostedOf(from);
+    type Entry = { id?: unknown; pod?: unknown; n?: unknown; k?: unknown; turn?: unknown; via?: unknown };
+    const entries = m.leases as Entry[];
     const reported = new Set<number>();
-    for (const entry of m.leases as unknown[]) {
-      const e = entry as { id?: unknown; pod?: unknown; n?: unknown; k?: unknown; turn?: unknown };
+    for (const e of entries) if (e && typeof e.via !== 'string') reported.add(Number(e.id));
+    // What the previous scheduler handed over for this replica and it no longer runs has ended (its
+    // end went to the previous scheduler): gone before its own requests take their turns.
+    for (const ticket of [...map.values()]) {
+      if (!ticket.adopted || reported.has(ticket.id)) continue;
+      map.delete(ticket.id);
+      this.endHosted(ticket);
+    }
+    for (const e of entries) {
+      if (!e) continue;
       const id = Number(e.id);
-      reported.add(id);
+      // `via`: a request of another replica, handed over by the scheduler before this one. Its own
+      // replica's report, if it came already, is the truth; this replica's own requests it knows.
+      const owner = typeof e.via === 'string' ? e.via : from;
+      if (owner !== from && (owner === this.cluster.self || this.reportedHere.has(owner))) continue;
+      const owned = this.hostedOf(owner);
       const backend = typeof e.pod === 'string' ? this.pool.get(e.pod) : undefined;
-      if (!Number.isSafeInteger(id) || !backend || map.has(id)) continue;
-      const ticket = new HostedTicket(this, from, id);
+      if (!Number.isSafeInteger(id) || !backend || owned.has(id)) continue;
+      const ticket = new HostedTicket(this, owner, id);
+      ticket.adopted = owner !== from;
       if (typeof e.k === 'string') {
         ticket.conversationKey = e.k;
         this.affinity?.remember(e.k, backend);
@@ -521,9 +571,10 @@ export class ClusterScheduler implements Scheduler {
         }
       }
       ticket.grants = Math.max(0, Number(e.n) - 1) || 0;
-      map.set(id, ticket);
+      owned.set(id, ticket);
       this.admission.grantedElsewhere(ticket, backend);
     }
+    this.reportedHere.add(from);
     // A peer reports whenever it turns to this scheduler, having given up every grant in hand on
     // leaving it (its link may have dropped and come back without it ever turning dead): what it
     // reports as running was claimed, the rest of what was lent to it is free again.
@@ -534,6 +585,54 @@ export class ClusterScheduler implements Scheduler {
       map.delete(ticket.id);
       this.endHosted(ticket);
     }
+    if (this.awaitingReports.delete(from)) this.settleIfReported();
+  }
+
+  private onUnreported(from: string): void {
+    if (from !== this.scheduler || this.mode !== 'remote') return;
+    setTimeout(() => {
+      if (this.mode === 'remote' && this.scheduler === from) this.report();
+    }, REPORT_AGAIN_MS).unref();
+  }
+
+  // ---- taking over: no grant before the live peers have said what they run ----
+  //
+  // A replica that becomes the scheduler knows only its own leases; the previous scheduler's grants
+  // to the others are still running. Granting at once would put them and new ones on the same slots
+  // (it did: a pod held 3 of 2 when a cut-off scheduler came back and took over again). So it grants
+  // nothing until every live peer has reported (each does as soon as it sees the new scheduler), or
+  // `settleMs` has passed; peers not alive keep their shares reserved as always.
+
+  private startSettling(): void {
+    this.reportedHere.clear();
+    this.awaitingReports.clear();
+    for (const peer of this.cluster.peers()) if (peer.url !== this.cluster.self && peer.state === 'alive') this.awaitingReports.add(peer.url);
+    if (this.awaitingReports.size === 0) return;
+    clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => {
+      this.awaitingReports.clear();
+      this.settleIfReported();
+    }, this.settleMs);
+    this.settleTimer.unref();
+  }
+
+  private stopSettling(): void {
+    this.awaitingReports.clear();
+    clearTimeout(this.settleTimer);
+    this.settleTimer = undefined;
+  }
+
+  /** Whether a peer this replica still waits for is alive (one that is not has its share reserved instead). */
+  private get settling(): boolean {
+    if (this.awaitingReports.size === 0) return false;
+    for (const peer of this.cluster.peers()) if (peer.state === 'alive' && this.awaitingReports.has(peer.url)) return true;
+    return false;
+  }
+
+  private settleIfReported(): void {
+    if (this.settling) return;
+    this.stopSettling();
+    this.capAll();
   }
 
   /** The scheduler's copy of a new binding (the sticky table lives on every replica). */
@@ -582,10 +681,16 @@ export class ClusterScheduler implements Scheduler {
     const before = this.mode;
     this.mode = mode;
     this.scheduler = scheduler;
-    if (before === 'local') this.stopHosting();
-    if (before === 'remote') this.dropInHand();
-    // Requests waiting in this replica's own queue and gates go where scheduling now is.
+    this.handover = before === 'local' && mode === 'remote' ? this.hostedRunning() : [];
+    if (mode === 'local') this.startSettling();
+    else this.stopSettling();
+    // The new caps first, and this replica's waiters out of its queue if they now wait elsewhere
+    // (they go where scheduling now is, below): a slot given back from here on goes out under them.
+    this.capAll();
     const moved = mode === 'remote' ? this.takeLocalWaiters() : [];
+    if (before === 'local') this.stopHosting(mode === 'alone');
+    if (mode === 'remote') this.endHostedAll();
+    if (before === 'remote') this.dropInHand();
     const waitingRemotely = [...this.mine.values()].filter((t) => t.state === 'queued');
     for (const t of waitingRemotely) this.unwait(t);
     if (mode === 'remote') this.report();
@@ -596,18 +701,36 @@ export class ClusterScheduler implements Scheduler {
   }
 
   /**
-   * No longer the scheduler: peers' waiting requests are sent back (they ask the new one), their slots
-   * here freed, and the turns they held passed on (to a waiter of this replica, if any).
+   * No longer the scheduler: peers' waiting requests are sent back (they ask the new one), and the
+   * slots of their running ones freed, their turns passed on, unless this replica now schedules
+   * alone (`keepRunning`). Then it cannot hear when they end, and they may hold more than their
+   * owners' shares (a scheduler gives any replica any slot): they stay counted here, so that this
+   * replica's own share never lands on top of them, until their owner reports (when this replica
+   * schedules again), turns dead, or another replica schedules (`endHostedAll`).
    */
-  private stopHosting(): void {
+  private stopHosting(keepRunning: boolean): void {
     this.revokeLent();
+    this.lent.clear();
+    for (const [peer, map] of this.hosted) {
+      for (const ticket of [...map.values()]) {
+        if (ticket.state === 'queued') {
+          this.admission.cancel(ticket);
+          this.cluster.send(peer, { t: 'adm.reject', p: this.poolName, id: ticket.id, c: 'NOT_SCHEDULER' });
+        }
+        if (keepRunning && ticket.state === 'granted') {
+          ticket.adopted = true;
+          continue;
+        }
+        map.delete(ticket.id);
+        this.endHosted(ticket);
+      }
+    }
+  }
+
+  /** Another replica schedules: peers' requests kept counted here are its to count now (their owners report them). */
+  private endHostedAll(): void {
     const all = [...this.hosted.values()].flatMap((m) => [...m.values()]);
     this.hosted.clear();
-    for (const ticket of all) {
-      if (ticket.state !== 'queued') continue;
-      this.admission.cancel(ticket);
-      this.cluster.send(ticket.peer, { t: 'adm.reject', p: this.poolName, id: ticket.id, c: 'NOT_SCHEDULER' });
-    }
     for (const ticket of all) this.endHosted(ticket);
   }
 
@@ -634,7 +757,23 @@ export class ClusterScheduler implements Scheduler {
       if (ticket.holdsTurn) entry.turn = 1;
       leases.push(entry);
     }
-    this.send({ t: 'adm.report', p: this.poolName, leases });
+    this.send({ t: 'adm.report', p: this.poolName, leases: [...leases, ...this.handover] });
+  }
+
+  /** The peers' requests this scheduler granted that still run (not grants lent and unclaimed), as report entries. */
+  private hostedRunning(): object[] {
+    const entries: object[] = [];
+    for (const [peer, map] of this.hosted) {
+      for (const ticket of map.values()) {
+        const lease = ticket.lease;
+        if (ticket.state !== 'granted' || !lease || this.lent.has(ticket)) continue;
+        const entry: Record<string, unknown> = { via: peer, id: ticket.id, pod: lease.backend.key, n: lease.attempt };
+        if (ticket.conversationKey !== undefined) entry.k = ticket.conversationKey;
+        if (ticket.holdsTurn) entry.turn = 1;
+        entries.push(entry);
+      }
+    }
+    return entries;
   }
 
   /** Scheduling here now (local or alone): this replica's remotely granted requests are its own again. */
@@ -670,6 +809,7 @@ export class ClusterScheduler implements Scheduler {
   private capFor(backend: Backend, replicas: readonly string[]): number {
     if (this.mode === 'remote') return Infinity;
     if (this.mode === 'alone') return shareOf(backend.key, backend.limit, replicas, this.cluster.self);
+    if (this.settling) return 0;
     let reserved = 0;
     for (const peer of this.cluster.peers()) {
       if (peer.state !== 'alive') reserved += shareOf(backend.key, backend.limit, replicas, peer.url);
@@ -700,11 +840,13 @@ export class ClusterScheduler implements Scheduler {
         return this.onClaim(from, m);
       case 'adm.revoke':
         return this.onRevoke(from, m);
+      case 'adm.unreported':
+        return this.onUnreported(from);
     }
   }
 }
 
-export const messageTypes = ['adm.admit', 'adm.grant', 'adm.reject', 'adm.release', 'adm.done', 'adm.remember', 'adm.report', 'adm.sticky', 'adm.claim', 'adm.revoke'] as const;
+export const messageTypes = ['adm.admit', 'adm.grant', 'adm.reject', 'adm.release', 'adm.done', 'adm.remember', 'adm.report', 'adm.sticky', 'adm.claim', 'adm.revoke', 'adm.unreported'] as const;
 
 /**
  * Wires a replica's pool schedulers to the cluster: messages routed by pool, and every change that
