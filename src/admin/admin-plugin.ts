@@ -38,7 +38,7 @@ export function describeCluster(cluster: Cluster | undefined, pools: ReadonlyMap
     pools: Object.fromEntries(
       [...pools].map(([pool, runtime]) => [
         pool,
-        { scheduler: cluster.schedulerOf(pool), ...(runtime.scheduler instanceof ClusterScheduler ? { grantsInAdvance: runtime.scheduler.grantsInAdvance } : {}) },
+        { scheduler: cluster.schedulerOf(pool), ...(runtime.scheduler instanceof ClusterScheduler ? { vote: runtime.scheduler.votesView, grantsInAdvance: runtime.scheduler.grantsInAdvance } : {}) },
       ]),
     ),
   };

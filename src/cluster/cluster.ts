@@ -20,7 +20,7 @@ import type { PeerState } from './membership.js';
 
 export type { ClusterMessage } from './frame.js';
 export type { PeerState } from './membership.js';
-export { shareOf } from './shares.js';
+export { shareOf, sharesHeld } from './shares.js';
 
 export interface Cluster {
   /** This replica's advertise URL. */
@@ -29,6 +29,13 @@ export interface Cluster {
   peers(): readonly { readonly url: string; readonly state: PeerState }[];
   /** In contact with a strict majority of the known replicas (self counts); false until the peer set is first known. */
   hasQuorum(): boolean;
+  /** The link to `peer` is up now (a closed link shows at once: a killed replica's sockets close). */
+  linked(peer: string): boolean;
+  /**
+   * `peer` echoed one of this replica's heartbeats within deadAfterMs/2 (membership.ts): what a
+   * replica may count on from a peer. Exact at the moment of the call.
+   */
+  inContact(peer: string): boolean;
   /** The replica that holds the pool's queue; null: no scheduler known (no quorum, election pending). */
   schedulerOf(pool: string): string | null;
   onSchedulerChange(listener: (pool: string, scheduler: string | null) => void): void;

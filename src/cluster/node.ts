@@ -110,6 +110,14 @@ export class ClusterNode implements Cluster {
     return this.synced && !this.stopped && this.membership.hasQuorum(this.now());
   }
 
+  linked(peer: string): boolean {
+    return !this.stopped && this.transport.isLinked(peer);
+  }
+
+  inContact(peer: string): boolean {
+    return !this.stopped && this.membership.inContact(peer, this.now());
+  }
+
   schedulerOf(pool: string): string | null {
     return this.stopped ? null : this.elector.schedulerOf(pool);
   }

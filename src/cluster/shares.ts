@@ -13,9 +13,24 @@
  * from pod to pod, so over a pool the remainders spread evenly. Removing a replica from the list keeps
  * the others' relative order, so shares move as little as the arithmetic allows.
  *
+ * `sharesHeld` adds up the shares of several replicas (what a scheduler holding their votes may use).
  * A replica that is not in the list gets 0; unlimited slots (Infinity) stay unlimited for everyone.
  */
 import { rendezvousOrder } from './rendezvous.js';
+
+/** The sum of the shares of `holders` (each counted once; those not in `replicas` get 0), with one ordering. */
+export function sharesHeld(podKey: string, slots: number, replicas: readonly string[], holders: readonly string[]): number {
+  if (slots === Infinity) return holders.some((h) => replicas.includes(h)) ? Infinity : 0;
+  const total = Number.isFinite(slots) ? Math.max(0, Math.floor(slots)) : 0;
+  const order = rendezvousOrder(podKey, replicas);
+  const base = Math.floor(total / order.length);
+  let sum = 0;
+  for (const holder of new Set(holders)) {
+    const rank = order.indexOf(holder);
+    if (rank !== -1) sum += base + (rank < total % order.length ? 1 : 0);
+  }
+  return sum;
+}
 
 export function shareOf(podKey: string, slots: number, replicas: readonly string[], self: string): number {
   if (slots === Infinity) return replicas.includes(self) ? Infinity : 0;

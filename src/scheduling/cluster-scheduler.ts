@@ -16,37 +16,43 @@
  * conversation -> pod binding to all peers (`adm.sticky`), so each replica holds the sticky table and
  * a new scheduler starts with it.
  *
- * Modes, from `Cluster.schedulerOf(pool)`:
- * - local (this replica schedules): full slots, minus the shares of peers it cannot reach (suspect or
- *   dead: a peer cut off rather than killed may be scheduling alone on its share);
- * - remote (a peer schedules): no local grants; waiting requests live in the scheduler's queue;
- * - alone (no scheduler: no quorum, election pending, the scheduler's link is down): this replica's
- *   share of every pod (cluster/shares.ts: the shares of all replicas add up to the pod's slots).
- * On every change the waiting requests are re-submitted where they now belong, the replica reports
- * its in-flight leases (pod, conversation, whether they hold its turn) to a new remote scheduler,
- * which counts them, remembers their conversations and holds their turns: no accepted request is
- * lost and no conversation whose pod still lives moves. A scheduler handing over to another also
- * reports the peers' requests it granted (`via`), so the new one counts them before their owners
- * report; a new scheduler grants nothing until its live peers have reported (or settleMs passed).
- * Hosted requests of a peer that died or came back as a new process are dropped (its pods' slots are
- * freed).
+ * Votes: who may use which slots. Every replica has one vote per pool, and its vote carries its
+ * share of every pod's slots (cluster/shares.ts: the shares of all known replicas add up to each
+ * pod's slots). The vote is in one place at a time: with the replica itself, which then schedules
+ * its own requests (and its voters') on the shares of the votes it holds, or with the peer it gave
+ * it to, which then schedules its requests for it. A scheduler counts a voter's share only while the
+ * voter is in contact (Cluster.inContact: echoed heartbeats), so the slots of a pod are never used
+ * by two replicas on behalf of one share, whatever the replicas believe about who is elected: two
+ * replicas that both think they schedule (views differ while a partition heals and links come back
+ * one by one) hold different votes and use different shares. The election only says where a vote
+ * should go.
+ * - Giving it (`adm.report`, numbered `v`): the report lists what the replica has running (pod,
+ *   conversation, whether it holds its turn), so the new holder counts those requests before it
+ *   counts the share. A replica that does not schedule the pool hands the vote straight back.
+ * - Moving it: the replica asks the holder (`adm.unvote`); the holder stops using the share and
+ *   answers `adm.unvoted` with what its own regime has running (its own requests and the requests
+ *   it granted to other replicas, `via` their owners), which the replica passes on with its next
+ *   vote. So a new scheduler learns the running requests of the previous one through any voter,
+ *   without being able to reach it. A holder that stops scheduling gives all its votes back alike.
+ * - Taking it back without an answer: when the link to the holder closes (a killed replica's
+ *   sockets close at once) or the holder is dead (membership.ts: by then it has stopped counting
+ *   this replica for at least deadAfterMs/2). A peer in the middle (suspect, link up) keeps it.
+ * Requests are never dropped from a count for a change of vote: a running request stays counted by
+ * every replica that knows it (the one that granted it, every holder it was reported to) until its
+ * owner's `adm.release` / `adm.done`, which go to all of them, or its owner's next report there, or
+ * the owner dies or restarts. Waiting requests go where the vote now is.
  *
- * Shares make partitions safe: the shares of all known replicas add up to a pod's slots, every replica
- * without a reachable scheduler uses only its own, and a scheduler leaves free the shares of every
- * peer it cannot reach. A scheduler that loses quorum keeps its peers' running requests counted, so
- * its own share never lands on top of them. The price: while a replica is down, its share of each pod
- * stays unused until it leaves the peer set. Limits (measured by `npm run bench -- failover`,
- * documented in the README): with static peers, two replicas can each see a majority with different
- * live sets while a partition heals (links come back one by one) and both schedule for a moment; the
- * requests a cut-off scheduler's own clients had in flight are unknown to its successor; a scheduler
- * cut off without its link dropping keeps full slots until it notices (at most deadAfterMs/2); and
- * messages to a peer whose link is down are not queued. A vote per replica, given to one scheduler
- * at a time and released before it moves, would close the first two (issue 17's note).
+ * What this leaves (measured by `npm run bench -- failover`, in the README): requests that a
+ * scheduler granted before it was cut off by a closed link keep running on a share its successor
+ * may already use, so a pod can run more than its slots until they end (the successor cannot know
+ * them); a scheduler's last handover covers only what it knew. Two replicas that both schedule for
+ * a moment keep separate ordering gates, so during that moment one conversation may run a turn
+ * through each. Messages to a peer whose link is down are not queued.
  */
 import type { Admission } from '../admission/admission.js';
 import type { LocalLease } from '../admission/lease.js';
 import type { Affinity } from '../affinity/affinity.js';
-import { shareOf, type Cluster, type ClusterMessage } from '../cluster/cluster.js';
+import { sharesHeld, type Cluster, type ClusterMessage } from '../cluster/cluster.js';
 import { errorCatalog, GatewayError, type ErrorCode } from '../errors.js';
 import type { Backend } from '../pool/backend.js';
 import type { Outcome } from '../pool/outcome.js';
@@ -54,17 +60,15 @@ import type { Pool } from '../pool/pool.js';
 import type { LocalScheduler } from './local-scheduler.js';
 import { ScheduledTicket, type Scheduler } from './scheduler.js';
 
-type Mode = 'local' | 'remote' | 'alone';
+type Mode = 'local' | 'remote';
 
 export interface ClusterSchedulingOptions {
   /** Grants a replica holds in advance from a remote scheduler (`cluster.prefetchGrants`; 0: none). */
   readonly prefetchGrants?: number;
-  /** A new scheduler waits at most this long for its live peers' reports before it grants (deadAfterMs/2). */
-  readonly settleMs?: number;
 }
 
-/** How long a peer waits before reporting again to a scheduler that was not scheduling yet. */
-const REPORT_AGAIN_MS = 50;
+/** How long a replica waits before giving its vote again to a peer that handed it straight back. */
+const VOTE_AGAIN_MS = 50;
 
 /** A grant held in advance from the remote scheduler, not yet used by a request. */
 interface GrantInHand {
@@ -77,6 +81,9 @@ interface GrantInHand {
 /** After a refused or revoked grant in advance, how long a replica waits before asking again. */
 const PREFETCH_BACKOFF_MS = 100;
 
+/** A request handed over through a voter has no known holders: its end goes to every linked peer. */
+const ANY_PEER = '*';
+
 const outcomes = new Set<Outcome>(['ok', 'pod-error', 'timeout', 'client-left', 'gateway-error']);
 
 /** A peer's request in this replica's queue: its grants and rejections go back as messages. */
@@ -85,7 +92,7 @@ class HostedTicket extends ScheduledTicket {
   lent = false;
   /** An `adm.revoke` went out for it. */
   revoked = false;
-  /** Known from the previous scheduler's hand-over, not from its own replica: that replica's report decides. */
+  /** Known from another replica's hand-over, not from its owner: the owner's report decides. */
   adopted = false;
 
   constructor(
@@ -110,14 +117,31 @@ class HostedTicket extends ScheduledTicket {
 }
 
 export class ClusterScheduler implements Scheduler {
-  private mode: Mode = 'alone';
-  private scheduler: string | null = null;
+  /** local: this replica holds its own vote and schedules its requests; remote: `scheduler` holds it. */
+  private mode: Mode = 'local';
+  /** Where this replica's requests are scheduled: itself, or the peer holding its vote. */
+  private scheduler: string;
+  /** The number of this replica's vote, new each time it is given. */
+  private vote = 0;
+  /** An `adm.unvote` went to the holder: the vote is to move once it answers. */
+  private unvoting = false;
+  /** The previous holder's running requests (its `adm.unvoted`), passed on with the next vote. */
+  private forward: object[] = [];
+  /** A peer that handed the vote straight back is not given it again before `untilMs`. */
+  private bounced: { peer: string; untilMs: number } | undefined;
+  private voteTimer: NodeJS.Timeout | undefined;
+  /** Peers' votes held here (peer -> vote number): their shares are used here while they are in contact. */
+  private readonly votes = new Map<string, number>();
   private nextId = 0;
-  /** This replica's requests known at a remote scheduler, by id (waiting there, or granted by it). */
+  /** This replica's requests known at other replicas, by id (waiting at its scheduler, or granted, or reported). */
   private readonly mine = new Map<number, ScheduledTicket>();
-  /** Peers' requests this replica schedules, by peer, then id. */
+  /** Where each of those is known (its end goes to all of them); ANY_PEER: handed over through a voter. */
+  private readonly knownAt = new Map<number, string[]>();
+  /** Of those, granted elsewhere and now scheduled here: their turns are held in the local gate. */
+  private readonly adopted = new Set<ScheduledTicket>();
+  /** Peers' requests this replica schedules or counts, by peer, then id. */
   private readonly hosted = new Map<string, Map<number, HostedTicket>>();
-  /** Leases held now on this replica's pool: what it reports to a new scheduler. */
+  /** Leases held now on this replica's pool: what it reports with its vote. */
   private readonly leases = new Set<LocalLease>();
   private waitingRemotely = 0;
   /** Grants in advance held here (remote mode), and the ids asked for and not yet answered. */
@@ -127,14 +151,6 @@ export class ClusterScheduler implements Scheduler {
   private askAgain: NodeJS.Timeout | undefined;
   private leaving = false;
   private readonly prefetch: number;
-  private readonly settleMs: number;
-  /** A new scheduler's live peers that have not yet reported what they have in flight: no grants until they have. */
-  private readonly awaitingReports = new Set<string>();
-  private settleTimer: NodeJS.Timeout | undefined;
-  /** Peers that have reported to this replica since it became the scheduler. */
-  private readonly reportedHere = new Set<string>();
-  /** Having scheduled until now: the peers' requests it granted that still run, handed to the next scheduler. */
-  private handover: object[] = [];
   private claimedTotal = 0;
   private returnedTotal = 0;
   /** Grants lent in advance to peers and not yet claimed (local mode). */
@@ -149,7 +165,7 @@ export class ClusterScheduler implements Scheduler {
     options: ClusterSchedulingOptions = {},
   ) {
     this.prefetch = options.prefetchGrants ?? 0;
-    this.settleMs = options.settleMs ?? 1000;
+    this.scheduler = cluster.self;
     admission.elsewhere = {
       hostedWaiting: () => this.countHosted('queued'),
       hostedInflight: () => this.countHosted('granted'),
@@ -159,7 +175,7 @@ export class ClusterScheduler implements Scheduler {
       requestStarted: (_backend, lease) => this.leases.add(lease),
       requestEnded: (_backend, outcome, latencyMs, lease) => this.leaseEnded(lease, outcome, latencyMs),
     });
-    admission.pool.listen({ backendAdded: (b) => this.capOne(b, this.shareReplicas()) });
+    admission.pool.listen({ backendAdded: (b) => this.capOne(b, this.shareReplicas(), this.countedVotes()) });
     if (affinity) affinity.onAssign = (key, backend) => this.assigned(key, backend);
   }
 
@@ -170,26 +186,24 @@ export class ClusterScheduler implements Scheduler {
   // ---- the Scheduler seam (this replica's requests) ----
 
   admit(ticket: ScheduledTicket): void {
-    if (this.mode !== 'remote') this.schedule(ticket, false);
+    if (this.mode === 'local') this.schedule(ticket, false);
     else if (!this.claim(ticket)) this.sendAdmit(ticket, false);
   }
 
   admitAgain(ticket: ScheduledTicket): void {
-    if (this.mode !== 'remote') this.schedule(ticket, true);
+    if (this.mode === 'local') this.schedule(ticket, true);
     else this.sendAdmit(ticket, true);
   }
 
   finish(ticket: ScheduledTicket): void {
-    const id = ticket.clusterId;
-    if (id === 0) {
+    if (ticket.clusterId === 0) {
       this.local.finish(ticket);
       return;
     }
+    const turnHere = this.adopted.delete(ticket);
     this.forgetMine(ticket);
-    if (this.mode === 'remote') {
-      this.send({ t: 'adm.done', p: this.poolName, id });
-      this.topUp();
-    }
+    if (turnHere) this.local.finish(ticket);
+    else this.topUp();
   }
 
   remember(key: string, backend: Backend): void {
@@ -205,6 +219,10 @@ export class ClusterScheduler implements Scheduler {
     return { lent: this.lent.size, inHand: this.inHand.length, claimed: this.claimedTotal, returned: this.returnedTotal };
   }
 
+  /** For /debug/cluster: where this replica's vote is, and whose votes it holds. */
+  get votesView(): { readonly at: string; readonly held: readonly string[] } {
+    return { at: this.scheduler, held: [...this.votes.keys()] };
+  }
   // ---- grants in advance (remote mode) ----
   //
   // A grant's round trip is two wake-ups of two processes; at low load it is most of what a remote
@@ -227,6 +245,7 @@ export class ClusterScheduler implements Scheduler {
       }
       ticket.clusterId = held.id;
       this.mine.set(held.id, ticket);
+      this.knownAt.set(held.id, [held.from]);
       ticket.enqueuedAtMs = this.pool.now();
       ticket.grants = held.attempt - 1;
       this.claimedTotal++;
@@ -305,6 +324,7 @@ export class ClusterScheduler implements Scheduler {
       ticket.clusterId = ++this.nextId;
       this.mine.set(ticket.clusterId, ticket);
     }
+    this.knownBy(ticket.clusterId, this.scheduler);
     const message: Record<string, unknown> = { t: 'adm.admit', p: this.poolName, id: ticket.clusterId };
     if (ticket.conversationKey !== undefined) message.k = ticket.conversationKey;
     if (ticket.ordered) message.o = 1;
@@ -315,11 +335,25 @@ export class ClusterScheduler implements Scheduler {
     ticket.enqueuedAtMs = this.pool.now();
     this.waitingRemotely++;
     if (!this.send(message as ClusterMessage)) {
-      // The scheduler is unreachable: schedule alone on this replica's shares until the cluster says more.
+      // The link to the holder of the vote is down: the vote is back here, and so is the request.
       this.unwait(ticket);
-      this.enter('alone', null);
-      if (again || ticket.holdsTurn) this.local.admitAgain(ticket);
-      else this.local.admit(ticket);
+      this.takeBack();
+      this.resubmit(ticket);
+    }
+  }
+
+  /** Records that `peer` knows request `id` of this replica (its end goes there too). */
+  private knownBy(id: number, peer: string): void {
+    const at = this.knownAt.get(id);
+    if (!at) this.knownAt.set(id, [peer]);
+    else if (!at.includes(peer)) at.push(peer);
+  }
+
+  /** Sends `message` about request `id` to every replica that knows it. */
+  private tell(id: number, message: ClusterMessage): void {
+    for (const peer of this.knownAt.get(id) ?? []) {
+      if (peer !== ANY_PEER) this.cluster.send(peer, message);
+      else for (const p of this.cluster.peers()) if (p.url !== this.cluster.self) this.cluster.send(p.url, message);
     }
   }
 
@@ -330,9 +364,13 @@ export class ClusterScheduler implements Scheduler {
     this.waitingRemotely--;
   }
 
+  /** A request of ours is over here, or is to be scheduled here afresh: every replica that knows it hears so. */
   private forgetMine(ticket: ScheduledTicket): void {
+    const id = ticket.clusterId;
     this.unwait(ticket);
-    this.mine.delete(ticket.clusterId);
+    this.tell(id, { t: 'adm.done', p: this.poolName, id });
+    this.knownAt.delete(id);
+    this.mine.delete(id);
     ticket.clusterId = 0;
   }
 
@@ -395,14 +433,15 @@ export class ClusterScheduler implements Scheduler {
   private leaseEnded(lease: LocalLease, outcome: Outcome, latencyMs: number | undefined): void {
     this.leases.delete(lease);
     const ticket = lease.holder as ScheduledTicket;
-    if (ticket instanceof HostedTicket || ticket.clusterId === 0 || this.mode !== 'remote') return;
+    if (ticket instanceof HostedTicket || ticket.clusterId === 0) return;
     const message: Record<string, unknown> = { t: 'adm.release', p: this.poolName, id: ticket.clusterId, n: lease.attempt, o: outcome };
     if (latencyMs !== undefined) message.l = latencyMs;
-    this.send(message as ClusterMessage);
+    this.tell(ticket.clusterId, message as ClusterMessage);
   }
 
+  /** To the holder of this replica's vote (false in local mode, or when its link is down). */
   private send(message: ClusterMessage): boolean {
-    return this.scheduler !== null && this.cluster.send(this.scheduler, message);
+    return this.mode === 'remote' && this.cluster.send(this.scheduler, message);
   }
 
   // ---- peers' requests, when this replica schedules ----
@@ -416,7 +455,8 @@ export class ClusterScheduler implements Scheduler {
   private onAdmit(from: string, m: ClusterMessage): void {
     const id = Number(m.id);
     if (!Number.isSafeInteger(id)) return;
-    if (this.mode !== 'local') {
+    if (!this.votes.has(from)) {
+      // Its vote is not here (handed back, or it gives it to another): it asks wherever its vote is.
       this.cluster.send(from, { t: 'adm.reject', p: this.poolName, id, c: 'NOT_SCHEDULER' });
       return;
     }
@@ -529,33 +569,44 @@ export class ClusterScheduler implements Scheduler {
     if (backend && typeof m.k === 'string' && this.mode === 'local') this.local.remember(m.k, backend);
   }
 
-  /** A new scheduler hears what a peer has in flight: counted, its conversations remembered, its turns held. */
+  // ---- votes held here (this replica schedules for the peers that gave them) ----
+
+  /**
+   * A peer gives its vote (`v`) with what it has running: counted here, its conversations remembered,
+   * its turns held, and from now on its share is used here while it is in contact. A replica that
+   * does not schedule the pool hands the vote straight back.
+   */
   private onReport(from: string, m: ClusterMessage): void {
-    if (!Array.isArray(m.leases)) return;
-    if (this.mode !== 'local') {
-      // The peer sees this replica as the scheduler before it does itself: ask again, fresh, later.
-      this.cluster.send(from, { t: 'adm.unreported', p: this.poolName });
+    if (!Array.isArray(m.leases) || typeof m.v !== 'number') return;
+    if (this.mode !== 'local' || this.target() !== this.cluster.self) {
+      this.cluster.send(from, { t: 'adm.unvoted', p: this.poolName, v: m.v, leases: [] });
       return;
     }
+    this.votes.set(from, m.v);
     const map = this.hostedOf(from);
     type Entry = { id?: unknown; pod?: unknown; n?: unknown; k?: unknown; turn?: unknown; via?: unknown };
     const entries = m.leases as Entry[];
     const reported = new Set<number>();
     for (const e of entries) if (e && typeof e.via !== 'string') reported.add(Number(e.id));
-    // What the previous scheduler handed over for this replica and it no longer runs has ended (its
-    // end went to the previous scheduler): gone before its own requests take their turns.
+    // What this replica counts for the peer and the peer no longer runs has ended (its end went
+    // elsewhere, or was lost with a link): gone before the peer's requests take their turns. Grants
+    // lent to it and not claimed are free again: it gave back every grant in hand when its vote left.
     for (const ticket of [...map.values()]) {
-      if (!ticket.adopted || reported.has(ticket.id)) continue;
+      if (reported.has(ticket.id)) {
+        this.lent.delete(ticket); // claimed: the claim is on its way or here
+        continue;
+      }
       map.delete(ticket.id);
+      if (ticket.state === 'queued') this.admission.cancel(ticket);
       this.endHosted(ticket);
     }
     for (const e of entries) {
       if (!e) continue;
       const id = Number(e.id);
-      // `via`: a request of another replica, handed over by the scheduler before this one. Its own
-      // replica's report, if it came already, is the truth; this replica's own requests it knows.
+      // `via`: a request another replica granted or runs, passed on from a holder before this one.
+      // What the owner itself reports is the truth; this replica's own requests it knows.
       const owner = typeof e.via === 'string' ? e.via : from;
-      if (owner !== from && (owner === this.cluster.self || this.reportedHere.has(owner))) continue;
+      if (owner !== from && (owner === this.cluster.self || this.votes.has(owner))) continue;
       const owned = this.hostedOf(owner);
       const backend = typeof e.pod === 'string' ? this.pool.get(e.pod) : undefined;
       if (!Number.isSafeInteger(id) || !backend || owned.has(id)) continue;
@@ -574,65 +625,79 @@ export class ClusterScheduler implements Scheduler {
       owned.set(id, ticket);
       this.admission.grantedElsewhere(ticket, backend);
     }
-    this.reportedHere.add(from);
-    // A peer reports whenever it turns to this scheduler, having given up every grant in hand on
-    // leaving it (its link may have dropped and come back without it ever turning dead): what it
-    // reports as running was claimed, the rest of what was lent to it is free again.
-    for (const ticket of [...this.lent]) {
-      if (ticket.peer !== from) continue;
-      this.lent.delete(ticket);
-      if (reported.has(ticket.id)) continue;
-      map.delete(ticket.id);
-      this.endHosted(ticket);
-    }
-    if (this.awaitingReports.delete(from)) this.settleIfReported();
-  }
-
-  private onUnreported(from: string): void {
-    if (from !== this.scheduler || this.mode !== 'remote') return;
-    setTimeout(() => {
-      if (this.mode === 'remote' && this.scheduler === from) this.report();
-    }, REPORT_AGAIN_MS).unref();
-  }
-
-  // ---- taking over: no grant before the live peers have said what they run ----
-  //
-  // A replica that becomes the scheduler knows only its own leases; the previous scheduler's grants
-  // to the others are still running. Granting at once would put them and new ones on the same slots
-  // (it did: a pod held 3 of 2 when a cut-off scheduler came back and took over again). So it grants
-  // nothing until every live peer has reported (each does as soon as it sees the new scheduler), or
-  // `settleMs` has passed; peers not alive keep their shares reserved as always.
-
-  private startSettling(): void {
-    this.reportedHere.clear();
-    this.awaitingReports.clear();
-    for (const peer of this.cluster.peers()) if (peer.url !== this.cluster.self && peer.state === 'alive') this.awaitingReports.add(peer.url);
-    if (this.awaitingReports.size === 0) return;
-    clearTimeout(this.settleTimer);
-    this.settleTimer = setTimeout(() => {
-      this.awaitingReports.clear();
-      this.settleIfReported();
-    }, this.settleMs);
-    this.settleTimer.unref();
-  }
-
-  private stopSettling(): void {
-    this.awaitingReports.clear();
-    clearTimeout(this.settleTimer);
-    this.settleTimer = undefined;
-  }
-
-  /** Whether a peer this replica still waits for is alive (one that is not has its share reserved instead). */
-  private get settling(): boolean {
-    if (this.awaitingReports.size === 0) return false;
-    for (const peer of this.cluster.peers()) if (peer.state === 'alive' && this.awaitingReports.has(peer.url)) return true;
-    return false;
-  }
-
-  private settleIfReported(): void {
-    if (this.settling) return;
-    this.stopSettling();
     this.capAll();
+  }
+
+  /** A voter asks for its vote back: its share is no longer used here, and it hears what runs here. */
+  private onUnvote(from: string, m: ClusterMessage): void {
+    if (this.votes.get(from) === m.v) this.releaseVote(from);
+    else this.cluster.send(from, { t: 'adm.unvoted', p: this.poolName, v: m.v, leases: [] });
+  }
+
+  /**
+   * Gives a peer's vote back (it asked, its link is down, or this replica stops scheduling): its
+   * waiting requests go back to it (it asks wherever its vote goes next), its running ones stay
+   * counted here until they end, and it learns what this replica's regime runs, to pass it on.
+   */
+  private releaseVote(peer: string): void {
+    const v = this.votes.get(peer);
+    if (v === undefined) return;
+    this.votes.delete(peer);
+    this.capAll();
+    const map = this.hosted.get(peer);
+    for (const ticket of map ? [...map.values()] : []) {
+      if (ticket.lent) {
+        if (!ticket.revoked) this.cluster.send(peer, { t: 'adm.revoke', p: this.poolName, id: ticket.id });
+        ticket.revoked = true;
+      }
+      if (ticket.state !== 'queued') continue;
+      this.admission.cancel(ticket);
+      map!.delete(ticket.id);
+      this.endHosted(ticket);
+      this.cluster.send(peer, { t: 'adm.reject', p: this.poolName, id: ticket.id, c: 'NOT_SCHEDULER' });
+    }
+    this.cluster.send(peer, { t: 'adm.unvoted', p: this.poolName, v, leases: this.handoverFor(peer) });
+  }
+
+  /**
+   * What runs under this replica's scheduling, for a voter to pass on (`via` the owner): its own
+   * requests (whose ends then go to every peer: it cannot know where the voter takes them) and
+   * those it granted to or counts for other replicas, not the voter's own (the voter reports those).
+   */
+  private handoverFor(voter: string): object[] {
+    const entries: object[] = [];
+    for (const lease of this.leases) {
+      const ticket = lease.holder as ScheduledTicket;
+      if (ticket instanceof HostedTicket) continue;
+      this.knownBy(this.idOf(ticket), ANY_PEER);
+      entries.push(this.entry(ticket, lease.backend.key, lease.attempt, this.cluster.self));
+    }
+    for (const [peer, map] of this.hosted) {
+      if (peer === voter) continue;
+      for (const ticket of map.values()) {
+        const lease = ticket.lease;
+        if (ticket.state === 'granted' && lease && !this.lent.has(ticket)) entries.push(this.entry(ticket, lease.backend.key, lease.attempt, peer));
+      }
+    }
+    return entries;
+  }
+
+  /** A report entry: a running request, its pod and attempt, its conversation and turn; `via` its owner when not the sender. */
+  private entry(ticket: ScheduledTicket, pod: string, attempt: number, via?: string): object {
+    const entry: Record<string, unknown> = { id: ticket instanceof HostedTicket ? ticket.id : ticket.clusterId, pod, n: attempt };
+    if (via !== undefined) entry.via = via;
+    if (ticket.conversationKey !== undefined) entry.k = ticket.conversationKey;
+    if (ticket.holdsTurn) entry.turn = 1;
+    return entry;
+  }
+
+  /** This replica's id for its own request (assigned once it is known elsewhere). */
+  private idOf(ticket: ScheduledTicket): number {
+    if (ticket.clusterId === 0) {
+      ticket.clusterId = ++this.nextId;
+      this.mine.set(ticket.clusterId, ticket);
+    }
+    return ticket.clusterId;
   }
 
   /** The scheduler's copy of a new binding (the sticky table lives on every replica). */
@@ -651,6 +716,8 @@ export class ClusterScheduler implements Scheduler {
 
   /** A peer died or came back as a new process: its requests here are gone. */
   dropPeer(peer: string): void {
+    this.votes.delete(peer);
+    if (this.mode === 'remote' && this.scheduler === peer) this.takeBack(); // the holder's count is gone with it
     const map = this.hosted.get(peer);
     if (!map) return;
     this.hosted.delete(peer);
@@ -666,72 +733,110 @@ export class ClusterScheduler implements Scheduler {
     return n;
   }
 
-  // ---- who schedules, and with how many slots ----
+  // ---- where this replica's vote goes, and with how many slots it schedules ----
 
-  /** Re-reads who schedules the pool; called on every cluster change that may move it. */
+  /** Re-reads who schedules the pool and who is in contact; called on every cluster change that may move them. */
   update(): void {
-    const scheduler = this.cluster.schedulerOf(this.poolName);
-    const mode: Mode = scheduler === null ? 'alone' : scheduler === this.cluster.self ? 'local' : 'remote';
-    this.enter(mode, scheduler);
+    this.dropUnlinkedVotes();
+    this.moveVote();
     this.capAll();
   }
 
-  private enter(mode: Mode, scheduler: string | null): void {
-    if (mode === this.mode && scheduler === this.scheduler) return;
-    const before = this.mode;
-    this.mode = mode;
-    this.scheduler = scheduler;
-    this.handover = before === 'local' && mode === 'remote' ? this.hostedRunning() : [];
-    if (mode === 'local') this.startSettling();
-    else this.stopSettling();
-    // The new caps first, and this replica's waiters out of its queue if they now wait elsewhere
-    // (they go where scheduling now is, below): a slot given back from here on goes out under them.
-    this.capAll();
-    const moved = mode === 'remote' ? this.takeLocalWaiters() : [];
-    if (before === 'local') this.stopHosting(mode === 'alone');
-    if (mode === 'remote') this.endHostedAll();
-    if (before === 'remote') this.dropInHand();
-    const waitingRemotely = [...this.mine.values()].filter((t) => t.state === 'queued');
-    for (const t of waitingRemotely) this.unwait(t);
-    if (mode === 'remote') this.report();
-    else this.adoptMine();
-    this.capAll();
-    for (const t of [...waitingRemotely, ...moved]) this.resubmit(t);
-    this.topUp();
+  /** Where the election says this replica's vote belongs: the scheduler, or itself without one. */
+  private target(): string {
+    return this.cluster.schedulerOf(this.poolName) ?? this.cluster.self;
+  }
+
+  /** A voter whose link closed takes its vote back by itself (it does on a closed link): so does this replica. */
+  private dropUnlinkedVotes(): void {
+    for (const peer of [...this.votes.keys()]) if (!this.cluster.linked(peer)) this.releaseVote(peer);
+  }
+
+  /** Moves the vote towards the target: asks the holder for it back, takes it back, or gives it. */
+  private moveVote(): void {
+    const target = this.target();
+    if (this.mode === 'remote') {
+      const holder = this.scheduler;
+      const state = this.cluster.peers().find((p) => p.url === holder)?.state;
+      if (this.cluster.linked(holder) && state !== undefined && state !== 'dead') {
+        if (holder !== target && !this.unvoting) {
+          this.unvoting = true;
+          this.cluster.send(holder, { t: 'adm.unvote', p: this.poolName, v: this.vote });
+        }
+        return;
+      }
+      // The link closed or the holder is dead: it no longer counts this vote (see the header).
+      this.takeBack();
+    }
+    if (target === this.cluster.self) return;
+    const wait = this.bounced && this.bounced.peer === target ? this.bounced.untilMs - this.pool.now() : 0;
+    if (wait > 0) {
+      this.voteTimer ??= setTimeout(() => {
+        this.voteTimer = undefined;
+        this.update();
+      }, wait);
+      this.voteTimer.unref();
+      return;
+    }
+    this.giveVote(target);
+  }
+
+  /** The holder answered `adm.unvote`, or handed the vote back by itself: it is here again. */
+  private onUnvoted(from: string, m: ClusterMessage): void {
+    if (this.mode !== 'remote' || from !== this.scheduler || m.v !== this.vote) return;
+    if (!this.unvoting) this.bounced = { peer: from, untilMs: this.pool.now() + VOTE_AGAIN_MS };
+    if (Array.isArray(m.leases)) this.forward = m.leases.filter((e: unknown) => e && typeof e === 'object' && (e as { via?: unknown }).via !== this.cluster.self);
+    this.takeBack();
+    this.update();
   }
 
   /**
-   * No longer the scheduler: peers' waiting requests are sent back (they ask the new one), and the
-   * slots of their running ones freed, their turns passed on, unless this replica now schedules
-   * alone (`keepRunning`). Then it cannot hear when they end, and they may hold more than their
-   * owners' shares (a scheduler gives any replica any slot): they stay counted here, so that this
-   * replica's own share never lands on top of them, until their owner reports (when this replica
-   * schedules again), turns dead, or another replica schedules (`endHostedAll`).
+   * Gives this replica's vote to `target`: the votes held here go back to their givers first (each
+   * hears what runs here), then the vote goes with everything this replica knows runs: its own
+   * requests, those it granted to others, and what the previous holder passed on.
    */
-  private stopHosting(keepRunning: boolean): void {
-    this.revokeLent();
-    this.lent.clear();
-    for (const [peer, map] of this.hosted) {
-      for (const ticket of [...map.values()]) {
-        if (ticket.state === 'queued') {
-          this.admission.cancel(ticket);
-          this.cluster.send(peer, { t: 'adm.reject', p: this.poolName, id: ticket.id, c: 'NOT_SCHEDULER' });
-        }
-        if (keepRunning && ticket.state === 'granted') {
-          ticket.adopted = true;
-          continue;
-        }
-        map.delete(ticket.id);
-        this.endHosted(ticket);
-      }
+  private giveVote(target: string): void {
+    for (const peer of [...this.votes.keys()]) this.releaseVote(peer);
+    const leases: object[] = [];
+    for (const lease of this.leases) {
+      const ticket = lease.holder as ScheduledTicket;
+      if (ticket instanceof HostedTicket) continue;
+      this.knownBy(this.idOf(ticket), target);
+      leases.push(this.entry(ticket, lease.backend.key, lease.attempt));
     }
+    leases.push(...this.hostedEntries(undefined), ...this.forward);
+    this.mode = 'remote';
+    this.scheduler = target;
+    this.vote++;
+    this.unvoting = false;
+    this.bounced = undefined;
+    this.forward = [];
+    this.adopted.clear();
+    // The new caps first, and this replica's waiters out of its queue (they go to the holder below):
+    // a slot given back from here on goes out under the caps of a replica that does not schedule.
+    this.capAll();
+    const moved = this.takeLocalWaiters();
+    if (!this.cluster.send(target, { t: 'adm.report', p: this.poolName, v: this.vote, leases })) {
+      this.takeBack();
+      for (const t of moved) this.resubmit(t);
+      return;
+    }
+    for (const t of moved) this.resubmit(t);
+    this.topUp();
   }
 
-  /** Another replica schedules: peers' requests kept counted here are its to count now (their owners report them). */
-  private endHostedAll(): void {
-    const all = [...this.hosted.values()].flatMap((m) => [...m.values()]);
-    this.hosted.clear();
-    for (const ticket of all) this.endHosted(ticket);
+  /** The vote is here again: this replica schedules its own requests (on its share, and its voters'). */
+  private takeBack(): void {
+    if (this.mode === 'local') return;
+    this.dropInHand();
+    this.mode = 'local';
+    this.scheduler = this.cluster.self;
+    this.unvoting = false;
+    const waiting = [...this.mine.values()].filter((t) => t.state === 'queued');
+    for (const t of waiting) this.unwait(t);
+    this.adoptMine();
+    this.capAll();
+    for (const t of waiting) this.resubmit(t);
   }
 
   /** This replica's waiters in its own queue and conversation gates, taken out to be re-submitted. */
@@ -742,46 +847,26 @@ export class ClusterScheduler implements Scheduler {
     return [...parked, ...waiting].sort((a, b) => a.seq - b.seq);
   }
 
-  /** Tells a new remote scheduler what this replica has in flight. */
-  private report(): void {
-    const leases: object[] = [];
-    for (const lease of this.leases) {
-      const ticket = lease.holder as ScheduledTicket;
-      if (ticket instanceof HostedTicket) continue;
-      if (ticket.clusterId === 0) {
-        ticket.clusterId = ++this.nextId;
-        this.mine.set(ticket.clusterId, ticket);
-      }
-      const entry: Record<string, unknown> = { id: ticket.clusterId, pod: lease.backend.key, n: lease.attempt };
-      if (ticket.conversationKey !== undefined) entry.k = ticket.conversationKey;
-      if (ticket.holdsTurn) entry.turn = 1;
-      leases.push(entry);
-    }
-    this.send({ t: 'adm.report', p: this.poolName, leases: [...leases, ...this.handover] });
-  }
-
-  /** The peers' requests this scheduler granted that still run (not grants lent and unclaimed), as report entries. */
-  private hostedRunning(): object[] {
+  /** Running requests this replica granted to or counts for other replicas (except `skip`'s), as entries `via` their owners. */
+  private hostedEntries(skip: string | undefined): object[] {
     const entries: object[] = [];
     for (const [peer, map] of this.hosted) {
+      if (peer === skip) continue;
       for (const ticket of map.values()) {
         const lease = ticket.lease;
-        if (ticket.state !== 'granted' || !lease || this.lent.has(ticket)) continue;
-        const entry: Record<string, unknown> = { via: peer, id: ticket.id, pod: lease.backend.key, n: lease.attempt };
-        if (ticket.conversationKey !== undefined) entry.k = ticket.conversationKey;
-        if (ticket.holdsTurn) entry.turn = 1;
-        entries.push(entry);
+        if (ticket.state === 'granted' && lease && !this.lent.has(ticket)) entries.push(this.entry(ticket, lease.backend.key, lease.attempt, peer));
       }
     }
     return entries;
   }
 
-  /** Scheduling here now (local or alone): this replica's remotely granted requests are its own again. */
+  /** Scheduling here again: this replica's requests granted elsewhere are its own to schedule on. */
   private adoptMine(): void {
-    for (const ticket of [...this.mine.values()]) {
-      this.forgetMine(ticket);
+    for (const ticket of this.mine.values()) {
       const key = ticket.conversationKey;
-      if (key === undefined || !ticket.backend || ticket.state !== 'granted') continue;
+      if (ticket.state !== 'granted' || this.adopted.has(ticket)) continue;
+      this.adopted.add(ticket);
+      if (key === undefined || !ticket.backend) continue;
       this.affinity?.remember(key, ticket.backend);
       if (ticket.holdsTurn) this.affinity?.gate.hold(key);
     }
@@ -797,24 +882,22 @@ export class ClusterScheduler implements Scheduler {
     return this.cluster.peers().map((p) => p.url);
   }
 
+  /** The votes whose shares this replica may use now: its own, and its voters' while in contact. */
+  private countedVotes(): string[] {
+    if (this.mode === 'remote') return [];
+    const counted = [this.cluster.self];
+    for (const peer of this.votes.keys()) if (this.cluster.inContact(peer)) counted.push(peer);
+    return counted;
+  }
+
   private capAll(): void {
     const replicas = this.shareReplicas();
-    for (const b of this.pool.backends) this.capOne(b, replicas);
+    const counted = this.countedVotes();
+    for (const b of this.pool.backends) this.capOne(b, replicas, counted);
   }
 
-  private capOne(backend: Backend, replicas: readonly string[]): void {
-    this.pool.setCap(backend, this.capFor(backend, replicas));
-  }
-
-  private capFor(backend: Backend, replicas: readonly string[]): number {
-    if (this.mode === 'remote') return Infinity;
-    if (this.mode === 'alone') return shareOf(backend.key, backend.limit, replicas, this.cluster.self);
-    if (this.settling) return 0;
-    let reserved = 0;
-    for (const peer of this.cluster.peers()) {
-      if (peer.state !== 'alive') reserved += shareOf(backend.key, backend.limit, replicas, peer.url);
-    }
-    return Math.max(0, backend.limit - reserved);
+  private capOne(backend: Backend, replicas: readonly string[], counted: readonly string[]): void {
+    this.pool.setCap(backend, this.mode === 'remote' ? Infinity : sharesHeld(backend.key, backend.limit, replicas, counted));
   }
 
   /** Message handlers, by type (one set for all pools: `attachClusterScheduling` routes by pool). */
@@ -840,13 +923,15 @@ export class ClusterScheduler implements Scheduler {
         return this.onClaim(from, m);
       case 'adm.revoke':
         return this.onRevoke(from, m);
-      case 'adm.unreported':
-        return this.onUnreported(from);
+      case 'adm.unvote':
+        return this.onUnvote(from, m);
+      case 'adm.unvoted':
+        return this.onUnvoted(from, m);
     }
   }
 }
 
-export const messageTypes = ['adm.admit', 'adm.grant', 'adm.reject', 'adm.release', 'adm.done', 'adm.remember', 'adm.report', 'adm.sticky', 'adm.claim', 'adm.revoke', 'adm.unreported'] as const;
+export const messageTypes = ['adm.admit', 'adm.grant', 'adm.reject', 'adm.release', 'adm.done', 'adm.remember', 'adm.report', 'adm.sticky', 'adm.claim', 'adm.revoke', 'adm.unvote', 'adm.unvoted'] as const;
 
 /**
  * Wires a replica's pool schedulers to the cluster: messages routed by pool, and every change that
