@@ -257,6 +257,13 @@ export const clusterSchema = section(
       "per pool, slots a replica holds in advance from the scheduler while the pool has free slots and nobody waits, so a request without a conversation starts without the grant's round trip; taken back as soon as a request waits (0: off)",
       1,
     ),
+    takeoverWaitMs: Type.Optional(
+      int(
+        0,
+        600_000,
+        "after the scheduler is lost without handing over (killed, or its link closed), how long the replica taking over grants nothing: the lost scheduler's own requests still run in the pods (absent: deadAfterMs / 2; 0: at once, and a pod may run more than its slots until they end)",
+      ),
+    ),
   },
   'replicas share one queue per pool (see Replicas and the cluster); absent: this replica works alone',
   false,

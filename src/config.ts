@@ -91,6 +91,8 @@ export interface ClusterConfig {
   readonly deadAfterMs: number;
   /** Per pool, grants a replica holds in advance from a remote scheduler (0: none). */
   readonly prefetchGrants?: number;
+  /** After the scheduler is lost without handing over, how long the replica taking over grants nothing. */
+  readonly takeoverWaitMs?: number;
 }
 
 export interface PoolConfig {
@@ -413,6 +415,7 @@ function cluster(c: Section<typeof clusterSchema>, env: NodeJS.ProcessEnv): Clus
     heartbeatMs: c.heartbeatMs,
     deadAfterMs: c.deadAfterMs,
     prefetchGrants: c.prefetchGrants,
+    takeoverWaitMs: c.takeoverWaitMs ?? c.deadAfterMs / 2,
   };
 }
 

@@ -65,6 +65,8 @@ type Mode = 'local' | 'remote';
 export interface ClusterSchedulingOptions {
   /** Grants a replica holds in advance from a remote scheduler (`cluster.prefetchGrants`; 0: none). */
   readonly prefetchGrants?: number;
+  /** After a vote comes back unanswered, how long this replica grants nothing (deadAfterMs/2). */
+  readonly settleMs?: number;
 }
 
 /** How long a replica waits before giving its vote again to a peer that handed it straight back. */
@@ -130,6 +132,10 @@ export class ClusterScheduler implements Scheduler {
   /** A peer that handed the vote straight back is not given it again before `untilMs`. */
   private bounced: { peer: string; untilMs: number } | undefined;
   private voteTimer: NodeJS.Timeout | undefined;
+  /** After a vote came back unanswered, no grant before this time (see `takeBack`). */
+  private settledAtMs = 0;
+  private settleTimer: NodeJS.Timeout | undefined;
+  private readonly settleMs: number;
   /** Peers' votes held here (peer -> vote number): their shares are used here while they are in contact. */
   private readonly votes = new Map<string, number>();
   private nextId = 0;
@@ -165,6 +171,7 @@ export class ClusterScheduler implements Scheduler {
     options: ClusterSchedulingOptions = {},
   ) {
     this.prefetch = options.prefetchGrants ?? 0;
+    this.settleMs = options.settleMs ?? 1000;
     this.scheduler = cluster.self;
     admission.elsewhere = {
       hostedWaiting: () => this.countHosted('queued'),
@@ -768,7 +775,8 @@ export class ClusterScheduler implements Scheduler {
       // The link closed or the holder is dead: it no longer counts this vote (see the header).
       this.takeBack();
     }
-    if (target === this.cluster.self) return;
+    // Not to a peer out of reach (the election catches up with a closed link a moment later).
+    if (target === this.cluster.self || !this.cluster.linked(target)) return;
     const wait = this.bounced && this.bounced.peer === target ? this.bounced.untilMs - this.pool.now() : 0;
     if (wait > 0) {
       this.voteTimer ??= setTimeout(() => {
@@ -786,7 +794,7 @@ export class ClusterScheduler implements Scheduler {
     if (this.mode !== 'remote' || from !== this.scheduler || m.v !== this.vote) return;
     if (!this.unvoting) this.bounced = { peer: from, untilMs: this.pool.now() + VOTE_AGAIN_MS };
     if (Array.isArray(m.leases)) this.forward = m.leases.filter((e: unknown) => e && typeof e === 'object' && (e as { via?: unknown }).via !== this.cluster.self);
-    this.takeBack();
+    this.takeBack(true);
     this.update();
   }
 
@@ -805,6 +813,9 @@ export class ClusterScheduler implements Scheduler {
       leases.push(this.entry(ticket, lease.backend.key, lease.attempt));
     }
     leases.push(...this.hostedEntries(undefined), ...this.forward);
+    // This replica's waiters out of its queue first (they go to the holder below): raising the caps
+    // hands free slots to whoever waits, and from here on no local grant may happen.
+    const moved = this.takeLocalWaiters();
     this.mode = 'remote';
     this.scheduler = target;
     this.vote++;
@@ -812,12 +823,9 @@ export class ClusterScheduler implements Scheduler {
     this.bounced = undefined;
     this.forward = [];
     this.adopted.clear();
-    // The new caps first, and this replica's waiters out of its queue (they go to the holder below):
-    // a slot given back from here on goes out under the caps of a replica that does not schedule.
     this.capAll();
-    const moved = this.takeLocalWaiters();
     if (!this.cluster.send(target, { t: 'adm.report', p: this.poolName, v: this.vote, leases })) {
-      this.takeBack();
+      this.takeBack(true);
       for (const t of moved) this.resubmit(t);
       return;
     }
@@ -825,9 +833,17 @@ export class ClusterScheduler implements Scheduler {
     this.topUp();
   }
 
-  /** The vote is here again: this replica schedules its own requests (on its share, and its voters'). */
-  private takeBack(): void {
+  /**
+   * The vote is here again: this replica schedules its own requests (on its share, and its voters').
+   * Not `answered` (the holder's link closed, it died or restarted): what the holder's regime runs
+   * is unknown here, and it may be running on any share, this replica's included. So no grant for
+   * settleMs: its live peers report what they run as they give their votes, and the requests the
+   * holder's own clients had running get that long to end (a killed holder's requests still run in
+   * the pods). Without this, a pod ran 3 requests with 2 slots right after the scheduler was killed.
+   */
+  private takeBack(answered = false): void {
     if (this.mode === 'local') return;
+    if (!answered) this.settleFor(this.settleMs);
     this.dropInHand();
     this.mode = 'local';
     this.scheduler = this.cluster.self;
@@ -882,9 +898,16 @@ export class ClusterScheduler implements Scheduler {
     return this.cluster.peers().map((p) => p.url);
   }
 
-  /** The votes whose shares this replica may use now: its own, and its voters' while in contact. */
+  private settleFor(ms: number): void {
+    this.settledAtMs = this.pool.now() + ms;
+    clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => this.capAll(), ms + 1);
+    this.settleTimer.unref();
+  }
+
+  /** The votes whose shares this replica may use now: its own, and its voters' while in contact (none while settling). */
   private countedVotes(): string[] {
-    if (this.mode === 'remote') return [];
+    if (this.mode === 'remote' || this.pool.now() < this.settledAtMs) return [];
     const counted = [this.cluster.self];
     for (const peer of this.votes.keys()) if (this.cluster.inContact(peer)) counted.push(peer);
     return counted;
