@@ -70,9 +70,12 @@ test('cluster config: defaults, advertise from POD_IP, and errors that name the 
   const doc = (cluster: unknown) => ({ pools, cluster });
   assert.equal(validateConfig({ pools }).cluster, undefined, 'no cluster section: no cluster');
   const c = validateConfig(doc({ peers: ['http://10.1.2.3:9095', 'http://10.1.2.4:9095'] }), { POD_IP: '10.1.2.3' }).cluster;
-  assert.deepEqual(c, { listen: { host: '0.0.0.0', port: 9095 }, advertise: 'http://10.1.2.3:9095', peers: ['http://10.1.2.3:9095', 'http://10.1.2.4:9095'], heartbeatMs: 250, deadAfterMs: 2000, prefetchGrants: 1 });
+  assert.deepEqual(c, { listen: { host: '0.0.0.0', port: 9095 }, advertise: 'http://10.1.2.3:9095', peers: ['http://10.1.2.3:9095', 'http://10.1.2.4:9095'], heartbeatMs: 250, deadAfterMs: 2000, prefetchGrants: 1, takeoverWaitMs: 1000 });
   const k = validateConfig(doc({ kubernetes: { service: 'gw-cluster', port: 'cluster' } }), { POD_IP: '10.1.2.3', POD_NAMESPACE: 'rasa' }).cluster;
   assert.deepEqual(k?.kubernetes, { namespace: 'rasa', service: 'gw-cluster', port: 'cluster', leaseDurationSeconds: 5 });
+  const wait = (cluster: object) => validateConfig(doc({ peers: ['http://10.1.2.3:9095'], ...cluster }), { POD_IP: '10.1.2.3' }).cluster?.takeoverWaitMs;
+  assert.equal(wait({ deadAfterMs: 4000 }), 2000, 'takeoverWaitMs follows deadAfterMs');
+  assert.equal(wait({ takeoverWaitMs: 0 }), 0, 'an explicit 0 is kept');
   const refused = (cluster: unknown, field: string, env: NodeJS.ProcessEnv = { POD_IP: '10.1.2.3' }) =>
     assert.throws(() => validateConfig(doc(cluster), env), (err: unknown) => err instanceof ConfigError && err.field === field, field);
   refused({}, 'cluster');

@@ -229,9 +229,15 @@ test('a replica cut off from its peers (not dead): both sides keep serving, and 
     { host: '127.0.0.3', port: c, advertise: relay.url },
   ];
   const three = await startCluster(partPods, 3, 2, members);
-  const burst = async (label: string) => {
+  /** 45 requests over the three replicas; `meanwhile` runs once they are all sent and running. */
+  const burst = async (label: string, meanwhile?: () => Promise<void>) => {
     for (const p of partPods) p.maxHeld = 0;
-    const answers = await Promise.all(Array.from({ length: 45 }, (_, i) => post(`${three[i % 3]!.started.publicUrl}/model/parse`, { text: `${label} ${i}` })));
+    const sent = Array.from({ length: 45 }, (_, i) => post(`${three[i % 3]!.started.publicUrl}/model/parse`, { text: `${label} ${i}` }));
+    if (meanwhile) {
+      await waitFor('requests running', async () => (partPods.some((p) => p.maxHeld > 0) ? true : undefined));
+      await meanwhile();
+    }
+    const answers = await Promise.all(sent);
     assert.deepEqual(
       answers.map((r) => r.status),
       answers.map(() => 200),
@@ -269,6 +275,23 @@ test('a replica cut off from its peers (not dead): both sides keep serving, and 
   await relay.heal();
   await together();
   await burst('healed');
+  await backAtRest(three);
+
+  // Cut and healed while requests run on every replica: the scheduler's regime was granting on
+  // every share when its links closed, and while the links come back one by one two replicas may
+  // each believe they schedule; votes keep each share in one place.
+  await burst('cut while busy', async () => {
+    await relay.cut();
+    await cutOff();
+  });
+  await waitFor('the majority calls it dead', async () => {
+    const v = await clusterView(three[0]!.started.adminUrl);
+    return v.peers.find((p) => p.url === relay.url)?.state === 'dead' ? true : undefined;
+  });
+  await burst('healed while busy', async () => {
+    await relay.heal();
+    await together();
+  });
   await backAtRest(three);
   await relay.cut(); // closes its listener, so the test process can exit
 });

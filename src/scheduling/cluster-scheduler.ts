@@ -721,6 +721,28 @@ export class ClusterScheduler implements Scheduler {
     }
   }
 
+  /**
+   * A peer is alive again (its link came back): it hears which of this replica's requests still
+   * live, by id, so it ends what it counts for this replica and missed the end of (the `adm.done`
+   * went out while the link was down). Sent only then; what it lists is what runs or waits now.
+   */
+  peerAlive(peer: string): void {
+    const ids = [...this.mine.keys(), ...this.asked, ...this.inHand.map((h) => h.id)];
+    this.cluster.send(peer, { t: 'adm.live', p: this.poolName, ids });
+  }
+
+  private onLive(from: string, m: ClusterMessage): void {
+    const map = this.hosted.get(from);
+    if (!map || !Array.isArray(m.ids)) return;
+    const live = new Set(m.ids.map(Number));
+    for (const ticket of [...map.values()]) {
+      if (live.has(ticket.id)) continue;
+      map.delete(ticket.id);
+      if (ticket.state === 'queued') this.admission.cancel(ticket);
+      this.endHosted(ticket);
+    }
+  }
+
   /** A peer died or came back as a new process: its requests here are gone. */
   dropPeer(peer: string): void {
     this.votes.delete(peer);
@@ -950,11 +972,13 @@ export class ClusterScheduler implements Scheduler {
         return this.onUnvote(from, m);
       case 'adm.unvoted':
         return this.onUnvoted(from, m);
+      case 'adm.live':
+        return this.onLive(from, m);
     }
   }
 }
 
-export const messageTypes = ['adm.admit', 'adm.grant', 'adm.reject', 'adm.release', 'adm.done', 'adm.remember', 'adm.report', 'adm.sticky', 'adm.claim', 'adm.revoke', 'adm.unvote', 'adm.unvoted'] as const;
+export const messageTypes = ['adm.admit', 'adm.grant', 'adm.reject', 'adm.release', 'adm.done', 'adm.remember', 'adm.report', 'adm.sticky', 'adm.claim', 'adm.revoke', 'adm.unvote', 'adm.unvoted', 'adm.live'] as const;
 
 /**
  * Wires a replica's pool schedulers to the cluster: messages routed by pool, and every change that
@@ -971,6 +995,7 @@ export function attachClusterScheduling(cluster: Cluster, schedulers: ReadonlyMa
   cluster.onSchedulerChange((pool) => schedulers.get(pool)?.update());
   cluster.onPeerState((url, state) => {
     if (state === 'dead') for (const s of schedulers.values()) s.dropPeer(url);
+    if (state === 'alive') for (const s of schedulers.values()) s.peerAlive(url);
     updateAll();
   });
   cluster.onPeerRestart((url) => {
