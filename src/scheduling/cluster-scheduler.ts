@@ -86,6 +86,9 @@ const PREFETCH_BACKOFF_MS = 100;
 /** A request handed over through a voter has no known holders: its end goes to every linked peer. */
 const ANY_PEER = '*';
 
+/** A running request in `adm.report` / `adm.unvoted`: `via` names its owner when that is not the sender. */
+type ReportEntry = { id?: unknown; pod?: unknown; n?: unknown; k?: unknown; turn?: unknown; via?: unknown } | null;
+
 const outcomes = new Set<Outcome>(['ok', 'pod-error', 'timeout', 'client-left', 'gateway-error']);
 
 /** A peer's request in this replica's queue: its grants and rejections go back as messages. */
@@ -591,8 +594,7 @@ export class ClusterScheduler implements Scheduler {
     }
     this.votes.set(from, m.v);
     const map = this.hostedOf(from);
-    type Entry = { id?: unknown; pod?: unknown; n?: unknown; k?: unknown; turn?: unknown; via?: unknown };
-    const entries = m.leases as Entry[];
+    const entries = m.leases as ReportEntry[];
     const reported = new Set<number>();
     for (const e of entries) if (e && typeof e.via !== 'string') reported.add(Number(e.id));
     // What this replica counts for the peer and the peer no longer runs has ended (its end went
@@ -607,11 +609,20 @@ export class ClusterScheduler implements Scheduler {
       if (ticket.state === 'queued') this.admission.cancel(ticket);
       this.endHosted(ticket);
     }
+    this.countRunning(from, entries);
+    this.capAll();
+  }
+
+  /**
+   * Counts here the running requests `from` lists: its own, and others' `via` their owners (what
+   * the owner itself reports is the truth; this replica's own requests it knows). Each other owner
+   * is asked which of its requests still live, and from then on tells this replica of their ends.
+   */
+  private countRunning(from: string, entries: readonly ReportEntry[]): void {
+    const owners = new Set<string>();
     for (const e of entries) {
       if (!e) continue;
       const id = Number(e.id);
-      // `via`: a request another replica granted or runs, passed on from a holder before this one.
-      // What the owner itself reports is the truth; this replica's own requests it knows.
       const owner = typeof e.via === 'string' ? e.via : from;
       if (owner !== from && (owner === this.cluster.self || this.votes.has(owner))) continue;
       const owned = this.hostedOf(owner);
@@ -619,6 +630,7 @@ export class ClusterScheduler implements Scheduler {
       if (!Number.isSafeInteger(id) || !backend || owned.has(id)) continue;
       const ticket = new HostedTicket(this, owner, id);
       ticket.adopted = owner !== from;
+      if (ticket.adopted) owners.add(owner);
       if (typeof e.k === 'string') {
         ticket.conversationKey = e.k;
         this.affinity?.remember(e.k, backend);
@@ -632,7 +644,7 @@ export class ClusterScheduler implements Scheduler {
       owned.set(id, ticket);
       this.admission.grantedElsewhere(ticket, backend);
     }
-    this.capAll();
+    for (const owner of owners) this.cluster.send(owner, { t: 'adm.which', p: this.poolName });
   }
 
   /** A voter asks for its vote back: its share is no longer used here, and it hears what runs here. */
@@ -731,6 +743,12 @@ export class ClusterScheduler implements Scheduler {
     this.cluster.send(peer, { t: 'adm.live', p: this.poolName, ids });
   }
 
+  /** A peer counts some of this replica's requests (passed on by another): it hears which live, and of their ends. */
+  private onWhich(from: string): void {
+    for (const id of this.mine.keys()) this.knownBy(id, from);
+    this.peerAlive(from);
+  }
+
   private onLive(from: string, m: ClusterMessage): void {
     const map = this.hosted.get(from);
     if (!map || !Array.isArray(m.ids)) return;
@@ -814,9 +832,19 @@ export class ClusterScheduler implements Scheduler {
   /** The holder answered `adm.unvote`, or handed the vote back by itself: it is here again. */
   private onUnvoted(from: string, m: ClusterMessage): void {
     if (this.mode !== 'remote' || from !== this.scheduler || m.v !== this.vote) return;
-    if (!this.unvoting) this.bounced = { peer: from, untilMs: this.pool.now() + VOTE_AGAIN_MS };
-    if (Array.isArray(m.leases)) this.forward = m.leases.filter((e: unknown) => e && typeof e === 'object' && (e as { via?: unknown }).via !== this.cluster.self);
+    const asked = this.unvoting;
+    if (!asked) this.bounced = { peer: from, untilMs: this.pool.now() + VOTE_AGAIN_MS };
+    const entries = (Array.isArray(m.leases) ? m.leases : []).filter((e: ReportEntry) => e !== null && typeof e === 'object' && e.via !== this.cluster.self) as NonNullable<ReportEntry>[];
+    const target = this.target();
+    if (asked && target !== this.cluster.self && this.cluster.linked(target)) {
+      // Straight on to the target, with what the holder's regime runs: no moment of scheduling
+      // here in between, when those requests would run on this replica's share unknown to it.
+      this.forward = entries as object[];
+      this.giveVote(target);
+      return;
+    }
     this.takeBack(true);
+    this.countRunning(from, entries);
     this.update();
   }
 
@@ -826,6 +854,7 @@ export class ClusterScheduler implements Scheduler {
    * requests, those it granted to others, and what the previous holder passed on.
    */
   private giveVote(target: string): void {
+    this.dropInHand();
     for (const peer of [...this.votes.keys()]) this.releaseVote(peer);
     const leases: object[] = [];
     for (const lease of this.leases) {
@@ -837,7 +866,9 @@ export class ClusterScheduler implements Scheduler {
     leases.push(...this.hostedEntries(undefined), ...this.forward);
     // This replica's waiters out of its queue first (they go to the holder below): raising the caps
     // hands free slots to whoever waits, and from here on no local grant may happen.
-    const moved = this.takeLocalWaiters();
+    const moved = this.mode === 'local' ? this.takeLocalWaiters() : [];
+    const waitingAtHolder = this.mode === 'remote' ? [...this.mine.values()].filter((t) => t.state === 'queued') : [];
+    for (const t of waitingAtHolder) this.unwait(t);
     this.mode = 'remote';
     this.scheduler = target;
     this.vote++;
@@ -846,12 +877,11 @@ export class ClusterScheduler implements Scheduler {
     this.forward = [];
     this.adopted.clear();
     this.capAll();
-    if (!this.cluster.send(target, { t: 'adm.report', p: this.poolName, v: this.vote, leases })) {
-      this.takeBack(true);
-      for (const t of moved) this.resubmit(t);
-      return;
-    }
-    for (const t of moved) this.resubmit(t);
+    const sent = this.cluster.send(target, { t: 'adm.report', p: this.poolName, v: this.vote, leases });
+    if (!sent) this.takeBack(true);
+    // Reported: what this replica counted for others is the new holder's to count.
+    else this.endHostedAll();
+    for (const t of [...waitingAtHolder, ...moved]) this.resubmit(t);
     this.topUp();
   }
 
@@ -875,6 +905,12 @@ export class ClusterScheduler implements Scheduler {
     this.adoptMine();
     this.capAll();
     for (const t of waiting) this.resubmit(t);
+  }
+
+  private endHostedAll(): void {
+    const all = [...this.hosted.values()].flatMap((map) => [...map.values()]);
+    this.hosted.clear();
+    for (const ticket of all) this.endHosted(ticket);
   }
 
   /** This replica's waiters in its own queue and conversation gates, taken out to be re-submitted. */
@@ -974,11 +1010,13 @@ export class ClusterScheduler implements Scheduler {
         return this.onUnvoted(from, m);
       case 'adm.live':
         return this.onLive(from, m);
+      case 'adm.which':
+        return this.onWhich(from);
     }
   }
 }
 
-export const messageTypes = ['adm.admit', 'adm.grant', 'adm.reject', 'adm.release', 'adm.done', 'adm.remember', 'adm.report', 'adm.sticky', 'adm.claim', 'adm.revoke', 'adm.unvote', 'adm.unvoted', 'adm.live'] as const;
+export const messageTypes = ['adm.admit', 'adm.grant', 'adm.reject', 'adm.release', 'adm.done', 'adm.remember', 'adm.report', 'adm.sticky', 'adm.claim', 'adm.revoke', 'adm.unvote', 'adm.unvoted', 'adm.live', 'adm.which'] as const;
 
 /**
  * Wires a replica's pool schedulers to the cluster: messages routed by pool, and every change that
