@@ -13,6 +13,8 @@
  *   clients still served), then healed; clients on all three. Measured: statuses, the most requests
  *   any pod held in each phase, when the cut replica lost quorum, when the others named a successor
  *   and called it dead, and when all three agreed again after healing.
+ * Both losses run twice: with the default `cluster.takeoverWaitMs` and with 0, the price of the wait
+ * (latency right after the loss) beside what it buys (the most requests a pod held).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -129,8 +131,12 @@ function phase(answers: readonly Answer[], t0: number, from: number, to: number)
   return summarize(answers.filter((a) => a.status === 200 && a.atMs - t0 >= from && a.atMs - t0 < to).map((a) => a.ms));
 }
 
-async function sigkill(pods: readonly RasaPod[], quick: boolean) {
-  const g = await startGateways({ endpoints: pods.map((p) => p.url), pool: { slotsPerEndpoint: 2, dispatch: 'greedy' }, replicas: 3, cluster: true });
+/** `cluster.takeoverWaitMs` for a run: the default (deadAfterMs / 2), or a value. */
+type TakeoverWait = number | 'default';
+const takeoverSettings = (wait: TakeoverWait) => (wait === 'default' ? {} : { takeoverWaitMs: wait });
+
+async function sigkill(pods: readonly RasaPod[], quick: boolean, wait: TakeoverWait) {
+  const g = await startGateways({ endpoints: pods.map((p) => p.url), pool: { slotsPerEndpoint: 2, dispatch: 'greedy' }, replicas: 3, cluster: { settings: takeoverSettings(wait) } });
   try {
     const s = await schedulerIndex(g, 'default');
     const killedUrl = (await view(g.adminUrls[s] as string))?.self;
@@ -138,7 +144,10 @@ async function sigkill(pods: readonly RasaPod[], quick: boolean) {
     const survivorAdmins = g.adminUrls.filter((_, i) => i !== s);
     const runMs = quick ? 5000 : 10_000;
     const load = closedLoop(survivors, runMs);
+    for (const p of pods) p.maxHeld = 0;
     await new Promise((r) => setTimeout(r, runMs / 2));
+    const peakBefore = Math.max(...pods.map((p) => p.maxHeld));
+    for (const p of pods) p.maxHeld = 0;
     const killedAt = performance.now();
     g.procs[s]!.child.kill('SIGKILL');
     const agreedMs = await until(killedAt, async () => {
@@ -148,9 +157,11 @@ async function sigkill(pods: readonly RasaPod[], quick: boolean) {
     });
     await load.done;
     return {
+      wait,
       answers: load.answers.length,
       statuses: byStatus(load.answers),
       agreedMs,
+      peaks: { before: peakBefore, after: Math.max(...pods.map((p) => p.maxHeld)) },
       before: phase(load.answers, killedAt, -Infinity, 0),
       around: phase(load.answers, killedAt, 0, 2500),
       after: phase(load.answers, killedAt, 2500, Infinity),
@@ -166,7 +177,7 @@ async function sigkill(pods: readonly RasaPod[], quick: boolean) {
  * refused), as in test/cluster-scheduling.test.ts. The relay's address is chosen so that the
  * replica behind it wins the pool's election. Clients on all three replicas throughout.
  */
-async function partition(pods: readonly RasaPod[], quick: boolean) {
+async function partition(pods: readonly RasaPod[], quick: boolean, wait: TakeoverWait) {
   const [a, b, c] = [await freePort('127.0.0.1'), await freePort('127.0.0.1'), await freePort('127.0.0.3')];
   let relay = await Relay.start('127.0.0.2', { host: '127.0.0.3', port: c });
   for (let tries = 0; rendezvousWinner('default', [clusterUrl(a), clusterUrl(b), relay.url]) !== relay.url; tries++) {
@@ -178,7 +189,7 @@ async function partition(pods: readonly RasaPod[], quick: boolean) {
     endpoints: pods.map((p) => p.url),
     pool: { slotsPerEndpoint: 2, dispatch: 'greedy' },
     replicas: 3,
-    cluster: { ports: [a, b, c], hosts: [undefined, undefined, '127.0.0.3'], advertise: [undefined, undefined, relay.url] },
+    cluster: { ports: [a, b, c], hosts: [undefined, undefined, '127.0.0.3'], advertise: [undefined, undefined, relay.url], settings: takeoverSettings(wait) },
   });
   try {
     const majority = g.adminUrls.slice(0, 2);
@@ -209,6 +220,7 @@ async function partition(pods: readonly RasaPod[], quick: boolean) {
     await load.done;
     peak();
     return {
+      wait,
       answers: load.answers.length,
       statuses: byStatus(load.answers),
       lostQuorumMs,
@@ -235,8 +247,8 @@ export const failover: Scenario = {
   title: 'one queue across replicas: what a remote grant adds, losing the scheduler replica (SIGKILL), and cutting it off (partition)',
   async prepare(options, log) {
     return {
-      estimateS: options.quick ? 45 : 90,
-      plan: 'grant cost with 2 replicas, then SIGKILL of the scheduler of 3, then the scheduler of 3 cut off and healed, under closed-loop load',
+      estimateS: options.quick ? 70 : 140,
+      plan: 'grant cost with 2 replicas, then SIGKILL of the scheduler of 3, then the scheduler of 3 cut off and healed, under closed-loop load; each loss with the default take-over wait and with none',
       async run() {
         // Grant cost: an upstream that answers at once (an emulated pod's timer would blur a fraction of a millisecond).
         const dir = benchTmp('upstream');
@@ -251,10 +263,20 @@ export const failover: Scenario = {
             log(`grant cost, prefetchGrants ${prefetch}: p50 local ${ms(cost.local.p50)} ms, remote ${ms(cost.remote.p50)} ms`);
             costs.push(cost);
           }
-          const kill = await sigkill(burst, options.quick);
-          log(`sigkill: ${kill.answers} answers ${JSON.stringify(kill.statuses)}, new scheduler agreed after ${ms(kill.agreedMs)} ms`);
-          const cut = await partition(burst, options.quick);
-          log(`partition: ${cut.answers} answers ${JSON.stringify(cut.statuses)}, peaks ${JSON.stringify(cut.peaks)}`);
+          const waits: TakeoverWait[] = ['default', 0];
+          const kills = [];
+          const cuts = [];
+          for (const wait of waits) {
+            const kill = await sigkill(burst, options.quick, wait);
+            log(`sigkill, takeoverWaitMs ${wait}: ${kill.answers} answers ${JSON.stringify(kill.statuses)}, new scheduler agreed after ${ms(kill.agreedMs)} ms, peaks ${JSON.stringify(kill.peaks)}`);
+            kills.push(kill);
+          }
+          for (const wait of waits) {
+            const cut = await partition(burst, options.quick, wait);
+            log(`partition, takeoverWaitMs ${wait}: ${cut.answers} answers ${JSON.stringify(cut.statuses)}, peaks ${JSON.stringify(cut.peaks)}`);
+            cuts.push(cut);
+          }
+          const waitLabel = (wait: TakeoverWait) => (wait === 'default' ? '1000 (default)' : String(wait));
           const costTable = {
             header: ['cluster.prefetchGrants', 'path', 'requests', 'p50 ms', 'p95 ms', 'max ms'],
             rows: costs.flatMap((c) => [
@@ -264,17 +286,22 @@ export const failover: Scenario = {
             ]),
           };
           const killTable = {
-            header: ['answers (ms from the kill)', 'requests', 'p50 ms', 'p95 ms', 'max ms'],
-            rows: [row('before', kill.before), row('0 to 2.5 s after', kill.around), row('later', kill.after)],
+            header: ['cluster.takeoverWaitMs', 'answers (ms from the kill)', 'requests', 'p50 ms', 'p95 ms', 'max ms', 'most requests a pod held (2 slots)'],
+            rows: kills.flatMap((k) => [
+              [waitLabel(k.wait), ...row('before', k.before), String(k.peaks.before)],
+              [waitLabel(k.wait), ...row('0 to 2.5 s after', k.around), String(k.peaks.after)],
+              [waitLabel(k.wait), ...row('later', k.after), ''],
+            ]),
           };
           const cutTable = {
-            header: ['answers (sent)', 'requests', 'p50 ms', 'p95 ms', 'max ms', 'most requests a pod held (2 slots)'],
-            rows: [
-              [...row('before the cut', cut.before), String(cut.peaks.before)],
-              [...row('while cut off', cut.cut), String(cut.peaks.cut)],
-              [...row('after healing', cut.healed), String(cut.peaks.healed)],
-            ],
+            header: ['cluster.takeoverWaitMs', 'answers (sent)', 'requests', 'p50 ms', 'p95 ms', 'max ms', 'most requests a pod held (2 slots)'],
+            rows: cuts.flatMap((c) => [
+              [waitLabel(c.wait), ...row('before the cut', c.before), String(c.peaks.before)],
+              [waitLabel(c.wait), ...row('while cut off', c.cut), String(c.peaks.cut)],
+              [waitLabel(c.wait), ...row('after healing', c.healed), String(c.peaks.healed)],
+            ]),
           };
+          const [kill, cut] = [kills[0]!, cuts[0]!];
           const md = [
             '# Failover: one queue across replicas',
             '',
@@ -292,9 +319,10 @@ export const failover: Scenario = {
             '',
             '## The scheduler replica SIGKILLed',
             '',
-            `Three replicas, four pods of 2 slots and 100 ms; 12 closed-loop clients on the two replicas that do not schedule; the scheduler killed half-way.`,
-            `Answers: ${kill.answers}, by status ${JSON.stringify(kill.statuses)}. Both survivors named the same new scheduler ${ms(kill.agreedMs)} ms after the kill`,
-            '(until then each scheduled alone on its share of every pod).',
+            `Three replicas, four pods of 2 slots and 100 ms; 12 closed-loop clients on the two replicas that do not schedule; the scheduler killed half-way;`,
+            'twice: with the default take-over wait (the survivors grant nothing for 1 s, while the killed scheduler\'s requests may still run in the pods), then with none.',
+            `Answers: ${kills.map((k) => `${k.answers}, by status ${JSON.stringify(k.statuses)}`).join('; ')}. Both survivors named the same new scheduler`,
+            `${kills.map((k) => ms(k.agreedMs)).join(' and ')} ms after the kill. The peak after the kill counts from the kill to the end of the run.`,
             '',
             markdownTable(killTable),
             '',
@@ -302,14 +330,15 @@ export const failover: Scenario = {
             '',
             'Three replicas, the same pods; the scheduler\'s cluster links all pass through a relay (the others dial it there), which is cut',
             '(connections destroyed, new ones refused) and healed; the replicas\' client listeners stay reachable, and 12 closed-loop clients use all',
-            `three throughout. Answers: ${cut.answers}, by status ${JSON.stringify(cut.statuses)}. After the cut: the cut replica saw it had no quorum after`,
-            `${ms(cut.lostQuorumMs)} ms, both others named a new scheduler after ${ms(cut.successorMs)} ms and called the cut one dead after ${ms(cut.deadMs)} ms;`,
-            `after healing, all three agreed on one scheduler with every peer alive after ${ms(cut.rejoinedMs)} ms.`,
+            `three throughout; twice, with the default take-over wait and with none. Answers: ${cuts.map((c) => `${c.answers}, by status ${JSON.stringify(c.statuses)}`).join('; ')}.`,
+            `After the cut (default wait): the cut replica saw it had no quorum after ${ms(cut.lostQuorumMs)} ms, both others named a new scheduler after`,
+            `${ms(cut.successorMs)} ms and called the cut one dead after ${ms(cut.deadMs)} ms; after healing, all three agreed on one scheduler with every peer`,
+            `alive after ${ms(cut.rejoinedMs)} ms.`,
             '',
             markdownTable(cutTable),
           ].join('\n');
           process.stdout.write(`\n${md}\n`);
-          const files = writeResults({ scenario: 'failover', outDir: options.outDir, json: { costs, kill, partition: cut }, markdown: md, charts: [] });
+          const files = writeResults({ scenario: 'failover', outDir: options.outDir, json: { costs, kills, partitions: cuts }, markdown: md, charts: [] });
           log(`wrote ${files.join(', ')}`);
         } finally {
           await Promise.all([upstream.stop(), ...burst.map((p) => p.close())]);
