@@ -58,6 +58,7 @@ import type { Backend } from '../pool/backend.js';
 import type { Outcome } from '../pool/outcome.js';
 import type { Pool } from '../pool/pool.js';
 import type { LocalScheduler } from './local-scheduler.js';
+import { GrantsInHand } from './grants-in-hand.js';
 import { ScheduledTicket, type Scheduler } from './scheduler.js';
 
 type Mode = 'local' | 'remote';
@@ -71,17 +72,6 @@ export interface ClusterSchedulingOptions {
 
 /** How long a replica waits before giving its vote again to a peer that handed it straight back. */
 const VOTE_AGAIN_MS = 50;
-
-/** A grant held in advance from the remote scheduler, not yet used by a request. */
-interface GrantInHand {
-  readonly id: number;
-  readonly pod: string;
-  readonly attempt: number;
-  readonly from: string;
-}
-
-/** After a refused or revoked grant in advance, how long a replica waits before asking again. */
-const PREFETCH_BACKOFF_MS = 100;
 
 /** A request handed over through a voter has no known holders: its end goes to every linked peer. */
 const ANY_PEER = '*';
@@ -153,15 +143,8 @@ export class ClusterScheduler implements Scheduler {
   /** Leases held now on this replica's pool: what it reports with its vote. */
   private readonly leases = new Set<LocalLease>();
   private waitingRemotely = 0;
-  /** Grants in advance held here (remote mode), and the ids asked for and not yet answered. */
-  private readonly inHand: GrantInHand[] = [];
-  private readonly asked = new Set<number>();
-  private askAfterMs = 0;
-  private askAgain: NodeJS.Timeout | undefined;
-  private leaving = false;
-  private readonly prefetch: number;
-  private claimedTotal = 0;
-  private returnedTotal = 0;
+  /** Grants in advance held here (remote mode). */
+  private readonly inHand: GrantsInHand;
   /** Grants lent in advance to peers and not yet claimed (local mode). */
   private readonly lent = new Set<HostedTicket>();
 
@@ -173,7 +156,17 @@ export class ClusterScheduler implements Scheduler {
     private readonly affinity: Affinity | undefined,
     options: ClusterSchedulingOptions = {},
   ) {
-    this.prefetch = options.prefetchGrants ?? 0;
+    this.inHand = new GrantsInHand(
+      {
+        poolName,
+        cluster,
+        lender: () => (this.mode === 'remote' ? this.scheduler : undefined),
+        hasPod: (pod) => this.pool.get(pod) !== undefined,
+        now: () => this.pool.now(),
+        newId: () => ++this.nextId,
+      },
+      options.prefetchGrants ?? 0,
+    );
     this.settleMs = options.settleMs ?? 1000;
     this.scheduler = cluster.self;
     admission.elsewhere = {
@@ -213,7 +206,7 @@ export class ClusterScheduler implements Scheduler {
     const turnHere = this.adopted.delete(ticket);
     this.forgetMine(ticket);
     if (turnHere) this.local.finish(ticket);
-    else this.topUp();
+    else this.inHand.topUp();
   }
 
   remember(key: string, backend: Backend): void {
@@ -226,105 +219,35 @@ export class ClusterScheduler implements Scheduler {
    * and since start the requests that started on one and the grants given back unused (peer side).
    */
   get grantsInAdvance(): { readonly lent: number; readonly inHand: number; readonly claimed: number; readonly returned: number } {
-    return { lent: this.lent.size, inHand: this.inHand.length, claimed: this.claimedTotal, returned: this.returnedTotal };
+    return { lent: this.lent.size, ...this.inHand.view };
   }
 
   /** For /debug/cluster: where this replica's vote is, and whose votes it holds. */
   get votesView(): { readonly at: string; readonly held: readonly string[] } {
     return { at: this.scheduler, held: [...this.votes.keys()] };
   }
-  // ---- grants in advance (remote mode) ----
-  //
-  // A grant's round trip is two wake-ups of two processes; at low load it is most of what a remote
-  // grant adds. So while the pool has free slots and nobody waits, the scheduler lends each peer up
-  // to `prefetch` grants before it has a request for them (`adm.admit` with `s: 1`): a real slot,
-  // counted at the scheduler like any grant, so no pod runs more than its slots. A request without
-  // a conversation (a conversation's pod and turn are the scheduler's to decide) takes one at once
-  // and tells the scheduler (`adm.claim`); release and done follow as for any grant. The scheduler
-  // lends only with an empty queue and takes back what is unclaimed (`adm.revoke`) as soon as a
-  // request has to wait, so a lent slot idles at most one round trip while others queue.
+  // ---- grants in advance (remote mode; grants-in-hand.ts) ----
 
   /** Starts a request on a grant in hand, without the round trip; false when none fits. */
   private claim(ticket: ScheduledTicket): boolean {
     if (ticket.conversationKey !== undefined || ticket.ordered) return false;
-    for (let held = this.inHand.pop(); held; held = this.inHand.pop()) {
-      const backend = this.pool.get(held.pod);
-      if (!backend || held.from !== this.scheduler) {
-        this.giveBack(held);
-        continue;
-      }
-      ticket.clusterId = held.id;
-      this.mine.set(held.id, ticket);
-      this.knownAt.set(held.id, [held.from]);
-      ticket.enqueuedAtMs = this.pool.now();
-      ticket.grants = held.attempt - 1;
-      this.claimedTotal++;
-      this.cluster.send(held.from, { t: 'adm.claim', p: this.poolName, id: held.id });
-      this.admission.grantedElsewhere(ticket, backend);
-      ticket.onGranted(backend);
-      this.topUp();
-      return true;
-    }
-    return false;
+    const held = this.inHand.claim();
+    const backend = held && this.pool.get(held.pod);
+    if (!held || !backend) return false;
+    ticket.clusterId = held.id;
+    this.mine.set(held.id, ticket);
+    this.knownAt.set(held.id, [held.from]);
+    ticket.enqueuedAtMs = this.pool.now();
+    ticket.grants = held.attempt - 1;
+    this.admission.grantedElsewhere(ticket, backend);
+    ticket.onGranted(backend);
+    this.inHand.topUp();
+    return true;
   }
 
   /** This replica drains: no more grants in advance, and those in hand go back. */
   leave(): void {
-    this.leaving = true;
-    this.dropInHand();
-  }
-
-  /** Asks the remote scheduler for grants in advance, up to `prefetch` held or asked. */
-  private topUp(): void {
-    if (this.mode !== 'remote' || this.leaving || this.inHand.length + this.asked.size >= this.prefetch || this.pool.now() < this.askAfterMs) return;
-    while (this.inHand.length + this.asked.size < this.prefetch) {
-      const id = ++this.nextId;
-      if (!this.send({ t: 'adm.admit', p: this.poolName, id, s: 1 })) return;
-      this.asked.add(id);
-    }
-  }
-
-  /** An answer to a grant in advance we asked for; false when `id` is not one. */
-  private heldAnswer(from: string, id: number, m: ClusterMessage): boolean {
-    if (!this.asked.delete(id)) return false;
-    if (m.t === 'adm.reject') this.backOff();
-    else {
-      const held: GrantInHand = { id, pod: String(m.pod), attempt: Number(m.n), from };
-      if (from === this.scheduler && this.mode === 'remote' && this.pool.get(held.pod)) this.inHand.push(held);
-      else this.giveBack(held);
-    }
-    return true;
-  }
-
-  private onRevoke(from: string, m: ClusterMessage): void {
-    const i = this.inHand.findIndex((h) => h.id === Number(m.id) && h.from === from);
-    if (i < 0) return; // claimed meanwhile: its claim is on the way
-    this.giveBack(this.inHand.splice(i, 1)[0] as GrantInHand);
-    this.backOff();
-  }
-
-  /** Refused or taken back: ask again after a pause (the queue may be long; a timer also covers an idle replica). */
-  private backOff(): void {
-    this.askAfterMs = this.pool.now() + PREFETCH_BACKOFF_MS;
-    if (this.askAgain) return;
-    this.askAgain = setTimeout(() => {
-      this.askAgain = undefined;
-      this.askAfterMs = 0;
-      this.topUp();
-    }, PREFETCH_BACKOFF_MS);
-    this.askAgain.unref();
-  }
-
-  private giveBack(held: GrantInHand): void {
-    this.returnedTotal++;
-    this.cluster.send(held.from, { t: 'adm.release', p: this.poolName, id: held.id, n: held.attempt, o: 'client-left' });
-    this.cluster.send(held.from, { t: 'adm.done', p: this.poolName, id: held.id });
-  }
-
-  /** Scheduling moved: grants in hand go back to whoever lent them, answers still due are ignored. */
-  private dropInHand(): void {
-    for (const held of this.inHand.splice(0)) this.giveBack(held);
-    this.asked.clear();
+    this.inHand.leave();
   }
 
   // ---- requests waiting at a remote scheduler ----
@@ -385,7 +308,7 @@ export class ClusterScheduler implements Scheduler {
   }
 
   private onGrant(from: string, m: ClusterMessage): void {
-    if (this.heldAnswer(from, Number(m.id), m)) return;
+    if (this.inHand.answer(from, Number(m.id), m)) return;
     const ticket = this.mine.get(Number(m.id));
     const attempt = Number(m.n);
     const backend = typeof m.pod === 'string' ? this.pool.get(m.pod) : undefined;
@@ -405,7 +328,7 @@ export class ClusterScheduler implements Scheduler {
   }
 
   private onReject(from: string, m: ClusterMessage): void {
-    if (this.heldAnswer(from, Number(m.id), m)) return;
+    if (this.inHand.answer(from, Number(m.id), m)) return;
     const ticket = this.mine.get(Number(m.id));
     if (!ticket || ticket.state !== 'queued' || from !== this.scheduler) return;
     if (m.c === 'NOT_SCHEDULER') {
@@ -684,19 +607,17 @@ export class ClusterScheduler implements Scheduler {
    * those it granted to or counts for other replicas, not the voter's own (the voter reports those).
    */
   private handoverFor(voter: string): object[] {
+    return [...this.ownEntries(ANY_PEER, this.cluster.self), ...this.hostedEntries(voter)];
+  }
+
+  /** This replica's own running requests as entries (`via` self when passed on by another); each is then known at `knownAt`. */
+  private ownEntries(knownAt: string, via?: string): object[] {
     const entries: object[] = [];
     for (const lease of this.leases) {
       const ticket = lease.holder as ScheduledTicket;
       if (ticket instanceof HostedTicket) continue;
-      this.knownBy(this.idOf(ticket), ANY_PEER);
-      entries.push(this.entry(ticket, lease.backend.key, lease.attempt, this.cluster.self));
-    }
-    for (const [peer, map] of this.hosted) {
-      if (peer === voter) continue;
-      for (const ticket of map.values()) {
-        const lease = ticket.lease;
-        if (ticket.state === 'granted' && lease && !this.lent.has(ticket)) entries.push(this.entry(ticket, lease.backend.key, lease.attempt, peer));
-      }
+      this.knownBy(this.idOf(ticket), knownAt);
+      entries.push(this.entry(ticket, lease.backend.key, lease.attempt, via));
     }
     return entries;
   }
@@ -739,7 +660,7 @@ export class ClusterScheduler implements Scheduler {
    * went out while the link was down). Sent only then; what it lists is what runs or waits now.
    */
   peerAlive(peer: string): void {
-    const ids = [...this.mine.keys(), ...this.asked, ...this.inHand.map((h) => h.id)];
+    const ids = [...this.mine.keys(), ...this.inHand.ids()];
     this.cluster.send(peer, { t: 'adm.live', p: this.poolName, ids });
   }
 
@@ -854,16 +775,9 @@ export class ClusterScheduler implements Scheduler {
    * requests, those it granted to others, and what the previous holder passed on.
    */
   private giveVote(target: string): void {
-    this.dropInHand();
+    this.inHand.dropAll();
     for (const peer of [...this.votes.keys()]) this.releaseVote(peer);
-    const leases: object[] = [];
-    for (const lease of this.leases) {
-      const ticket = lease.holder as ScheduledTicket;
-      if (ticket instanceof HostedTicket) continue;
-      this.knownBy(this.idOf(ticket), target);
-      leases.push(this.entry(ticket, lease.backend.key, lease.attempt));
-    }
-    leases.push(...this.hostedEntries(undefined), ...this.forward);
+    const leases = [...this.ownEntries(target), ...this.hostedEntries(undefined), ...this.forward];
     // This replica's waiters out of its queue first (they go to the holder below): raising the caps
     // hands free slots to whoever waits, and from here on no local grant may happen.
     const moved = this.mode === 'local' ? this.takeLocalWaiters() : [];
@@ -882,7 +796,7 @@ export class ClusterScheduler implements Scheduler {
     // Reported: what this replica counted for others is the new holder's to count.
     else this.endHostedAll();
     for (const t of [...waitingAtHolder, ...moved]) this.resubmit(t);
-    this.topUp();
+    this.inHand.topUp();
   }
 
   /**
@@ -896,7 +810,7 @@ export class ClusterScheduler implements Scheduler {
   private takeBack(answered = false): void {
     if (this.mode === 'local') return;
     if (!answered) this.settleFor(this.settleMs);
-    this.dropInHand();
+    this.inHand.dropAll();
     this.mode = 'local';
     this.scheduler = this.cluster.self;
     this.unvoting = false;
@@ -1003,7 +917,7 @@ export class ClusterScheduler implements Scheduler {
       case 'adm.claim':
         return this.onClaim(from, m);
       case 'adm.revoke':
-        return this.onRevoke(from, m);
+        return this.inHand.revoke(from, m);
       case 'adm.unvote':
         return this.onUnvote(from, m);
       case 'adm.unvoted':
