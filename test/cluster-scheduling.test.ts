@@ -69,6 +69,15 @@ before(async () => {
 });
 
 test('three replicas share one queue: no pod ever runs more than its slots, every request answered', async () => {
+  // Every replica's vote is with the elected scheduler, which holds the other two.
+  await waitFor('every vote with the scheduler', async () => {
+    const views = await Promise.all(cluster.map((r) => clusterView(r.started.adminUrl)));
+    const scheduler = views[0]!.pools.rasa!.scheduler;
+    const holder = views.find((v) => v.self === scheduler);
+    const others = cluster.map((r) => r.url).filter((u) => u !== scheduler).sort();
+    const together = views.every((v) => v.pools.rasa?.vote?.at === scheduler) && JSON.stringify([...(holder?.pools.rasa?.vote?.held ?? [])].sort()) === JSON.stringify(others);
+    return together ? true : undefined;
+  });
   for (const p of pods) p.maxHeld = 0;
   const results = await Promise.all(
     Array.from({ length: 90 }, (_, i) => post(`${cluster[i % 3]!.started.publicUrl}/model/parse`, { text: `burst ${i}` })),

@@ -30,7 +30,7 @@ export interface ClusterView {
   self: string | null;
   quorum: boolean;
   peers: { url: string; state: string }[];
-  pools: Record<string, { scheduler: string | null; grantsInAdvance?: { lent: number; inHand: number; claimed: number; returned: number } }>;
+  pools: Record<string, { scheduler: string | null; vote?: { at: string; held: string[] }; grantsInAdvance?: { lent: number; inHand: number; claimed: number; returned: number } }>;
 }
 
 export async function clusterView(adminUrl: string): Promise<ClusterView> {
