@@ -1,7 +1,8 @@
 /**
  * A non-scheduler replica for the `cluster` bench: a cluster member that speaks the admission
  * protocol of src/scheduling/cluster-scheduler.ts to the replica that schedules a pool, with no pool
- * or proxy of its own. `admit` sends `adm.admit` and resolves with the `adm.grant` (rejects on
+ * or proxy of its own. `vote` gives the scheduler this member's vote (`adm.report`, nothing running):
+ * a scheduler grants only to members whose votes it holds. `admit` sends `adm.admit` and resolves with the `adm.grant` (rejects on
  * `adm.reject`); `finish` ends the request as a replica does once its upstream attempt is over
  * (`adm.release` with outcome ok and a latency, then `adm.done`). Copies of sticky bindings the
  * scheduler sends (`adm.sticky`) are counted.
@@ -29,6 +30,9 @@ export class RejectedError extends Error {
 
 export class RemoteReplica {
   private nextId = 0;
+  private votes = 0;
+  /** `adm.unvoted` received: the scheduler handed the vote back (it did not schedule yet). */
+  votesBack = 0;
   private readonly waiting = new Map<number, { resolve(g: Grant): void; reject(e: Error): void }>();
   /** `adm.sticky` messages received (one per new conversation binding on the scheduler). */
   stickyCopies = 0;
@@ -45,6 +49,7 @@ export class RemoteReplica {
     cluster.on('adm.grant', (from, m) => this.settle(from, m, (w) => w.resolve({ id: Number(m.id), pod: String(m.pod), n: Number(m.n) })));
     cluster.on('adm.reject', (from, m) => this.settle(from, m, (w) => w.reject(new RejectedError(String(m.c)))));
     cluster.on('adm.sticky', () => this.stickyCopies++);
+    cluster.on('adm.unvoted', () => this.votesBack++);
   }
 
   private settle(from: string, m: ClusterMessage, how: (w: { resolve(g: Grant): void; reject(e: Error): void }) => void): void {
@@ -61,6 +66,11 @@ export class RemoteReplica {
   /** Requests sent and not yet granted or rejected. */
   get pending(): number {
     return this.waiting.size;
+  }
+
+  /** Gives the scheduler this member's vote, with nothing running here. */
+  vote(): void {
+    this.cluster.send(this.scheduler, { t: 'adm.report', p: this.pool, v: ++this.votes, leases: [] });
   }
 
   admit(options: AdmitOptions = {}): Promise<Grant> {

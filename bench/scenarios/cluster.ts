@@ -300,9 +300,10 @@ async function measureScheduler(quick: boolean, log: (line: string) => void): Pr
       if (tries > 200) throw new Error(`this member names ${member.schedulerOf(POOL)} the scheduler, not ${scheduler}`);
       await sleep(25);
     }
-    // The first admit may reach the gateway a moment before its scheduler takes the pool.
+    // The vote and the first admit may reach the gateway a moment before its scheduler takes the pool.
     for (let tries = 0; ; tries++) {
       try {
+        replica.vote();
         replica.finish(await withTimeout(replica.admit(), 2000, 'first admit'), RELEASE_LATENCY_MS);
         break;
       } catch (err) {
