@@ -68,6 +68,8 @@ export interface ClusterSchedulingOptions {
   readonly prefetchGrants?: number;
   /** After a vote comes back unanswered, how long this replica grants nothing (deadAfterMs/2). */
   readonly settleMs?: number;
+  /** The pool's upstream timeout: no attempt runs longer (a dead peer's requests are over by then). */
+  readonly attemptTimeoutMs?: number;
 }
 
 /** How long a replica waits before giving its vote again to a peer that handed it straight back. */
@@ -129,8 +131,12 @@ export class ClusterScheduler implements Scheduler {
   private settledAtMs = 0;
   private settleTimer: NodeJS.Timeout | undefined;
   private readonly settleMs: number;
-  /** Peers' votes held here (peer -> vote number): their shares are used here while they are in contact. */
-  private readonly votes = new Map<string, number>();
+  private readonly attemptTimeoutMs: number;
+  /**
+   * Peers' votes held here: their number, and from when their shares may be used (a vote taken back
+   * unanswered is given on with the rest of its wait). Used while their givers are in contact.
+   */
+  private readonly votes = new Map<string, { readonly v: number; readonly usableAtMs: number }>();
   private nextId = 0;
   /** This replica's requests known at other replicas, by id (waiting at its scheduler, or granted, or reported). */
   private readonly mine = new Map<number, ScheduledTicket>();
@@ -168,6 +174,7 @@ export class ClusterScheduler implements Scheduler {
       options.prefetchGrants ?? 0,
     );
     this.settleMs = options.settleMs ?? 1000;
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? Infinity;
     this.scheduler = cluster.self;
     admission.elsewhere = {
       hostedWaiting: () => this.countHosted('queued'),
@@ -512,19 +519,26 @@ export class ClusterScheduler implements Scheduler {
   private onReport(from: string, m: ClusterMessage): void {
     if (!Array.isArray(m.leases) || typeof m.v !== 'number') return;
     if (this.mode !== 'local' || this.target() !== this.cluster.self) {
-      this.cluster.send(from, { t: 'adm.unvoted', p: this.poolName, v: m.v, leases: [] });
+      // Handed back with what the sender passed on and what runs here: the sender dropped its
+      // counts of those when it gave the vote, and they may run on its share.
+      const passedOn = (m.leases as ReportEntry[]).filter((e) => e !== null && typeof e === 'object' && typeof e.via === 'string' && e.via !== this.cluster.self);
+      this.cluster.send(from, { t: 'adm.unvoted', p: this.poolName, v: m.v, w: m.w, leases: [...passedOn, ...this.handoverFor(from)] });
       return;
     }
-    this.votes.set(from, m.v);
+    const wait = typeof m.w === 'number' && m.w > 0 ? Math.min(m.w, this.settleMs) : 0;
+    this.votes.set(from, { v: m.v, usableAtMs: this.pool.now() + wait });
+    if (wait > 0) setTimeout(() => this.capAll(), wait + 1).unref();
     const map = this.hostedOf(from);
     const entries = m.leases as ReportEntry[];
     const reported = new Set<number>();
+    // Ids are handed out in order: one above `u` is newer than the report (known here through another replica).
+    const upTo = typeof m.u === 'number' ? m.u : Infinity;
     for (const e of entries) if (e && typeof e.via !== 'string') reported.add(Number(e.id));
     // What this replica counts for the peer and the peer no longer runs has ended (its end went
     // elsewhere, or was lost with a link): gone before the peer's requests take their turns. Grants
     // lent to it and not claimed are free again: it gave back every grant in hand when its vote left.
     for (const ticket of [...map.values()]) {
-      if (reported.has(ticket.id)) {
+      if (reported.has(ticket.id) || ticket.id > upTo) {
         this.lent.delete(ticket); // claimed: the claim is on its way or here
         continue;
       }
@@ -572,8 +586,8 @@ export class ClusterScheduler implements Scheduler {
 
   /** A voter asks for its vote back: its share is no longer used here, and it hears what runs here. */
   private onUnvote(from: string, m: ClusterMessage): void {
-    if (this.votes.get(from) === m.v) this.releaseVote(from);
-    else this.cluster.send(from, { t: 'adm.unvoted', p: this.poolName, v: m.v, leases: [] });
+    if (this.votes.get(from)?.v === m.v) this.releaseVote(from);
+    else this.cluster.send(from, { t: 'adm.unvoted', p: this.poolName, v: m.v, leases: this.handoverFor(from) });
   }
 
   /**
@@ -582,8 +596,8 @@ export class ClusterScheduler implements Scheduler {
    * counted here until they end, and it learns what this replica's regime runs, to pass it on.
    */
   private releaseVote(peer: string): void {
-    const v = this.votes.get(peer);
-    if (v === undefined) return;
+    const vote = this.votes.get(peer);
+    if (vote === undefined) return;
     this.votes.delete(peer);
     this.capAll();
     const map = this.hosted.get(peer);
@@ -598,7 +612,8 @@ export class ClusterScheduler implements Scheduler {
       this.endHosted(ticket);
       this.cluster.send(peer, { t: 'adm.reject', p: this.poolName, id: ticket.id, c: 'NOT_SCHEDULER' });
     }
-    this.cluster.send(peer, { t: 'adm.unvoted', p: this.poolName, v, leases: this.handoverFor(peer) });
+    const w = Math.max(0, vote.usableAtMs - this.pool.now());
+    this.cluster.send(peer, { t: 'adm.unvoted', p: this.poolName, v: vote.v, w, leases: this.handoverFor(peer) });
   }
 
   /**
@@ -661,7 +676,7 @@ export class ClusterScheduler implements Scheduler {
    */
   peerAlive(peer: string): void {
     const ids = [...this.mine.keys(), ...this.inHand.ids()];
-    this.cluster.send(peer, { t: 'adm.live', p: this.poolName, ids });
+    this.cluster.send(peer, { t: 'adm.live', p: this.poolName, ids, u: this.nextId });
   }
 
   /** A peer counts some of this replica's requests (passed on by another): it hears which live, and of their ends. */
@@ -674,25 +689,41 @@ export class ClusterScheduler implements Scheduler {
     const map = this.hosted.get(from);
     if (!map || !Array.isArray(m.ids)) return;
     const live = new Set(m.ids.map(Number));
+    const upTo = typeof m.u === 'number' ? m.u : Infinity; // newer ids than the list: known here through another replica
     for (const ticket of [...map.values()]) {
-      if (live.has(ticket.id)) continue;
+      if (live.has(ticket.id) || ticket.id > upTo) continue;
       map.delete(ticket.id);
       if (ticket.state === 'queued') this.admission.cancel(ticket);
       this.endHosted(ticket);
     }
   }
 
-  /** A peer died or came back as a new process: its requests here are gone. */
-  dropPeer(peer: string): void {
+  /**
+   * A peer came back as a new process (`restarted`: its requests here are gone with the old one) or
+   * turned dead. Dead only means not heard from: a replica cut off still runs its requests, so they
+   * stay counted until it is back and lists what lives (`adm.live`), restarts, or every attempt it
+   * had running has met its upstream timeout (`attemptTimeoutMs`). Its waiting requests go.
+   */
+  dropPeer(peer: string, restarted = true): void {
     this.votes.delete(peer);
     if (this.mode === 'remote' && this.scheduler === peer) this.takeBack(); // the holder's count is gone with it
     const map = this.hosted.get(peer);
     if (!map) return;
-    this.hosted.delete(peer);
-    for (const ticket of map.values()) {
+    for (const ticket of [...map.values()]) {
+      if (!restarted && ticket.state === 'granted') continue;
+      map.delete(ticket.id);
       if (ticket.state === 'queued') this.admission.cancel(ticket);
       this.endHosted(ticket);
     }
+    if (restarted || map.size === 0 || this.attemptTimeoutMs === Infinity) return;
+    const running = new Set(map.values());
+    setTimeout(() => {
+      for (const ticket of running) {
+        if (map.get(ticket.id) !== ticket) continue;
+        map.delete(ticket.id);
+        this.endHosted(ticket);
+      }
+    }, this.attemptTimeoutMs).unref();
   }
 
   private countHosted(state: 'queued' | 'granted'): number {
@@ -756,6 +787,8 @@ export class ClusterScheduler implements Scheduler {
     const asked = this.unvoting;
     if (!asked) this.bounced = { peer: from, untilMs: this.pool.now() + VOTE_AGAIN_MS };
     const entries = (Array.isArray(m.leases) ? m.leases : []).filter((e: ReportEntry) => e !== null && typeof e === 'object' && e.via !== this.cluster.self) as NonNullable<ReportEntry>[];
+    // The rest of a wait its holder had for it (its share may carry a lost scheduler's requests).
+    if (typeof m.w === 'number' && m.w > 0) this.settleFor(Math.min(m.w, this.settleMs), true);
     const target = this.target();
     if (asked && target !== this.cluster.self && this.cluster.linked(target)) {
       // Straight on to the target, with what the holder's regime runs: no moment of scheduling
@@ -764,8 +797,9 @@ export class ClusterScheduler implements Scheduler {
       this.giveVote(target);
       return;
     }
-    this.takeBack(true);
+    // Counted before the vote is back: taking it back re-submits this replica's waiters at once.
     this.countRunning(from, entries);
+    this.takeBack(true);
     this.update();
   }
 
@@ -791,7 +825,8 @@ export class ClusterScheduler implements Scheduler {
     this.forward = [];
     this.adopted.clear();
     this.capAll();
-    const sent = this.cluster.send(target, { t: 'adm.report', p: this.poolName, v: this.vote, leases });
+    const w = Math.max(0, this.settledAtMs - this.pool.now());
+    const sent = this.cluster.send(target, { t: 'adm.report', p: this.poolName, v: this.vote, w, u: this.nextId, leases });
     if (!sent) this.takeBack(true);
     // Reported: what this replica counted for others is the new holder's to count.
     else this.endHostedAll();
@@ -802,8 +837,9 @@ export class ClusterScheduler implements Scheduler {
   /**
    * The vote is here again: this replica schedules its own requests (on its share, and its voters').
    * Not `answered` (the holder's link closed, it died or restarted): what the holder's regime runs
-   * is unknown here, and it may be running on any share, this replica's included. So no grant for
-   * settleMs: its live peers report what they run as they give their votes, and the requests the
+   * is unknown here, and it may be running on this replica's share. So the share is not used for
+   * settleMs, by this replica or by whoever it gives the vote to next (`w` travels with the vote):
+   * meanwhile the live peers report what they run as they give their votes, and the requests the
    * holder's own clients had running get that long to end (a killed holder's requests still run in
    * the pods). Without this, a pod ran 3 requests with 2 slots right after the scheduler was killed.
    */
@@ -835,14 +871,18 @@ export class ClusterScheduler implements Scheduler {
     return [...parked, ...waiting].sort((a, b) => a.seq - b.seq);
   }
 
-  /** Running requests this replica granted to or counts for other replicas (except `skip`'s), as entries `via` their owners. */
+  /**
+   * Running requests this replica granted to or counts for other replicas (except `skip`'s), as
+   * entries `via` their owners. Grants lent in advance count as running: the peer may claim one
+   * any time until it gives it back (a claim lost with a link once ran uncounted anywhere).
+   */
   private hostedEntries(skip: string | undefined): object[] {
     const entries: object[] = [];
     for (const [peer, map] of this.hosted) {
       if (peer === skip) continue;
       for (const ticket of map.values()) {
         const lease = ticket.lease;
-        if (ticket.state === 'granted' && lease && !this.lent.has(ticket)) entries.push(this.entry(ticket, lease.backend.key, lease.attempt, peer));
+        if (ticket.state === 'granted' && lease) entries.push(this.entry(ticket, lease.backend.key, lease.attempt, peer));
       }
     }
     return entries;
@@ -870,18 +910,24 @@ export class ClusterScheduler implements Scheduler {
     return this.cluster.peers().map((p) => p.url);
   }
 
-  private settleFor(ms: number): void {
+  /** This replica's own share is not used for `ms` (`atLeast`: unless it already waits longer). */
+  private settleFor(ms: number, atLeast = false): void {
+    if (atLeast && this.settledAtMs >= this.pool.now() + ms) return;
     this.settledAtMs = this.pool.now() + ms;
     clearTimeout(this.settleTimer);
     this.settleTimer = setTimeout(() => this.capAll(), ms + 1);
     this.settleTimer.unref();
   }
 
-  /** The votes whose shares this replica may use now: its own, and its voters' while in contact (none while settling). */
+  /**
+   * The votes whose shares this replica may use now: its own, and its voters' while in contact; a
+   * share taken back unanswered only once its wait is over (`takeBack`), wherever it went since.
+   */
   private countedVotes(): string[] {
-    if (this.mode === 'remote' || this.pool.now() < this.settledAtMs) return [];
-    const counted = [this.cluster.self];
-    for (const peer of this.votes.keys()) if (this.cluster.inContact(peer)) counted.push(peer);
+    if (this.mode === 'remote') return [];
+    const now = this.pool.now();
+    const counted = now < this.settledAtMs ? [] : [this.cluster.self];
+    for (const [peer, vote] of this.votes) if (now >= vote.usableAtMs && this.cluster.inContact(peer)) counted.push(peer);
     return counted;
   }
 
@@ -946,7 +992,7 @@ export function attachClusterScheduling(cluster: Cluster, schedulers: ReadonlyMa
   };
   cluster.onSchedulerChange((pool) => schedulers.get(pool)?.update());
   cluster.onPeerState((url, state) => {
-    if (state === 'dead') for (const s of schedulers.values()) s.dropPeer(url);
+    if (state === 'dead') for (const s of schedulers.values()) s.dropPeer(url, false);
     if (state === 'alive') for (const s of schedulers.values()) s.peerAlive(url);
     updateAll();
   });
