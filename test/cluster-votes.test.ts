@@ -307,7 +307,7 @@ for (const prefetchGrants of [0, 1]) {
   test(`votes: no pod runs more than its slots, whatever the links and the elections do, and nothing stays counted (prefetchGrants ${prefetchGrants})`, () => {
     fc.assert(
       fc.property(fc.array(op, { minLength: 50, maxLength: 300 }), (ops) => simulate(ops, prefetchGrants)),
-      { seed: 17, numRuns: 300 },
+      { seed: 17, numRuns: 1000 },
     );
   });
 }

@@ -39,8 +39,10 @@
  *   this replica for at least deadAfterMs/2). A peer in the middle (suspect, link up) keeps it.
  * Requests are never dropped from a count for a change of vote: a running request stays counted by
  * every replica that knows it (the one that granted it, every holder it was reported to) until its
- * owner's `adm.release` / `adm.done`, which go to all of them, or its owner's next report there, or
- * the owner dies or restarts. Waiting requests go where the vote now is.
+ * owner's `adm.release` / `adm.done`, which go to all of them, or its owner's next report or list
+ * of live requests there (`adm.live`, when a link comes back), or the owner restarts (or, dead, its
+ * requests met the upstream timeout). Waiting requests go where the vote now is. The rules are
+ * model-checked in test/cluster-votes.test.ts.
  *
  * What this leaves (measured by `npm run bench -- failover`, in the README): requests that a
  * scheduler granted before it was cut off by a closed link keep running on a share its successor
