@@ -138,7 +138,6 @@ export class Gateway {
     const scheduler = this.cluster ? new ClusterScheduler(poolConfig.name, this.cluster, local, admission, affinity, {
           prefetchGrants: this.config.cluster?.prefetchGrants ?? 0,
           settleMs: this.config.cluster?.takeoverWaitMs ?? (this.config.cluster?.deadAfterMs ?? 2000) / 2,
-          attemptTimeoutMs: poolConfig.upstreamTimeoutMs,
         }) : local;
     if (scheduler instanceof ClusterScheduler) this.clusterSchedulers.set(poolConfig.name, scheduler);
     let cache: ParseCache | undefined;

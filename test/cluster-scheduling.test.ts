@@ -250,7 +250,7 @@ test('a replica cut off from its peers (not dead): both sides keep serving, and 
     assert.deepEqual(
       answers.map((r) => r.status),
       answers.map(() => 200),
-      label,
+      `${label}: ${[...new Set(answers.filter((r) => r.status !== 200).map((r) => r.text))].join(' | ')}`,
     );
     for (const p of partPods) assert.ok(p.maxHeld <= 2, `${label}: ${p.name} held ${p.maxHeld} requests at once with 2 slots`);
   };

@@ -9,7 +9,8 @@
  * replica's requests: whatever the replicas believe, two of them never use one share. At the end,
  * with every link back, one scheduler named everywhere and every request over, every replica's
  * counts are zero. The take-over wait is set beyond the run: a request granted before its
- * scheduler was lost unanswered may outlive any finite wait here (the README states that limit).
+ * scheduler was lost unanswered, or run by a peer turned dead, may outlive any finite wait here
+ * (the README states that limit).
  */
 import assert from 'node:assert/strict';
 import { mock, test } from 'node:test';
@@ -26,6 +27,8 @@ const REPLICAS = ['http://r0:9095', 'http://r1:9095', 'http://r2:9095'];
 const PODS = 3;
 const SLOTS = 2;
 const POOL = 'rasa';
+/** Longer than any run, and within what a timer takes (2^31 - 1 ms): waiters never time out, waits never end. */
+const FOREVER_MS = 2_000_000_000;
 
 type Handler = (from: string, message: ClusterMessage) => void;
 
@@ -208,9 +211,9 @@ function simulate(ops: readonly Op[], prefetchGrants: number): void {
     const replicas: Replica[] = REPLICAS.map((url) => {
       const cluster = new FakeCluster(url, net);
       net.members.set(url, cluster);
-      const admission = admissionFor({ name: POOL, balancer: 'least-outstanding', slotsPerEndpoint: SLOTS, dispatch: 'greedy', queue: { maxLength: 10_000, maxWaitMs: 1e12 }, now: () => now, random: seeded(REPLICAS.indexOf(url) + 1) });
+      const admission = admissionFor({ name: POOL, balancer: 'least-outstanding', slotsPerEndpoint: SLOTS, dispatch: 'greedy', queue: { maxLength: 10_000, maxWaitMs: FOREVER_MS }, now: () => now, random: seeded(REPLICAS.indexOf(url) + 1) });
       admission.pool.update(Array.from({ length: PODS }, (_, i) => endpoint(i + 1)));
-      const scheduler = new ClusterScheduler(POOL, cluster, new LocalScheduler(admission, undefined), admission, undefined, { prefetchGrants, settleMs: 1e12 });
+      const scheduler = new ClusterScheduler(POOL, cluster, new LocalScheduler(admission, undefined), admission, undefined, { prefetchGrants, settleMs: FOREVER_MS });
       stops.push(attachClusterScheduling(cluster, new Map([[POOL, scheduler]]), 250));
       return { url, cluster, scheduler, admission };
     });

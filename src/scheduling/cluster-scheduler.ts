@@ -70,8 +70,6 @@ export interface ClusterSchedulingOptions {
   readonly prefetchGrants?: number;
   /** After a vote comes back unanswered, how long this replica grants nothing (deadAfterMs/2). */
   readonly settleMs?: number;
-  /** The pool's upstream timeout: no attempt runs longer (a dead peer's requests are over by then). */
-  readonly attemptTimeoutMs?: number;
 }
 
 /** How long a replica waits before giving its vote again to a peer that handed it straight back. */
@@ -133,7 +131,6 @@ export class ClusterScheduler implements Scheduler {
   private settledAtMs = 0;
   private settleTimer: NodeJS.Timeout | undefined;
   private readonly settleMs: number;
-  private readonly attemptTimeoutMs: number;
   /**
    * Peers' votes held here: their number, and from when their shares may be used (a vote taken back
    * unanswered is given on with the rest of its wait). Used while their givers are in contact.
@@ -176,7 +173,6 @@ export class ClusterScheduler implements Scheduler {
       options.prefetchGrants ?? 0,
     );
     this.settleMs = options.settleMs ?? 1000;
-    this.attemptTimeoutMs = options.attemptTimeoutMs ?? Infinity;
     this.scheduler = cluster.self;
     admission.elsewhere = {
       hostedWaiting: () => this.countHosted('queued'),
@@ -703,8 +699,8 @@ export class ClusterScheduler implements Scheduler {
   /**
    * A peer came back as a new process (`restarted`: its requests here are gone with the old one) or
    * turned dead. Dead only means not heard from: a replica cut off still runs its requests, so they
-   * stay counted until it is back and lists what lives (`adm.live`), restarts, or every attempt it
-   * had running has met its upstream timeout (`attemptTimeoutMs`). Its waiting requests go.
+   * stay counted for settleMs more (the take-over wait: what a lost scheduler's requests get too),
+   * or until it is back and lists what lives (`adm.live`), or restarts. Its waiting requests go.
    */
   dropPeer(peer: string, restarted = true): void {
     this.votes.delete(peer);
@@ -717,7 +713,7 @@ export class ClusterScheduler implements Scheduler {
       if (ticket.state === 'queued') this.admission.cancel(ticket);
       this.endHosted(ticket);
     }
-    if (restarted || map.size === 0 || this.attemptTimeoutMs === Infinity) return;
+    if (restarted || map.size === 0) return;
     const running = new Set(map.values());
     setTimeout(() => {
       for (const ticket of running) {
@@ -725,7 +721,7 @@ export class ClusterScheduler implements Scheduler {
         map.delete(ticket.id);
         this.endHosted(ticket);
       }
-    }, this.attemptTimeoutMs).unref();
+    }, this.settleMs).unref();
   }
 
   private countHosted(state: 'queued' | 'granted'): number {
@@ -944,41 +940,30 @@ export class ClusterScheduler implements Scheduler {
   }
 
   /** Message handlers, by type (one set for all pools: `attachClusterScheduling` routes by pool). */
-  handle(type: string, from: string, m: ClusterMessage): void {
-    switch (type) {
-      case 'adm.admit':
-        return this.onAdmit(from, m);
-      case 'adm.grant':
-        return this.onGrant(from, m);
-      case 'adm.reject':
-        return this.onReject(from, m);
-      case 'adm.release':
-        return this.onRelease(from, m);
-      case 'adm.done':
-        return this.onDone(from, m);
-      case 'adm.remember':
-        return this.onRemember(m);
-      case 'adm.report':
-        return this.onReport(from, m);
-      case 'adm.sticky':
-        return this.onSticky(from, m);
-      case 'adm.claim':
-        return this.onClaim(from, m);
-      case 'adm.revoke':
-        return this.inHand.revoke(from, m);
-      case 'adm.unvote':
-        return this.onUnvote(from, m);
-      case 'adm.unvoted':
-        return this.onUnvoted(from, m);
-      case 'adm.live':
-        return this.onLive(from, m);
-      case 'adm.which':
-        return this.onWhich(from);
-    }
+  private readonly handlers: Readonly<Record<MessageType, (from: string, m: ClusterMessage) => void>> = {
+    'adm.admit': (from, m) => this.onAdmit(from, m),
+    'adm.grant': (from, m) => this.onGrant(from, m),
+    'adm.reject': (from, m) => this.onReject(from, m),
+    'adm.release': (from, m) => this.onRelease(from, m),
+    'adm.done': (from, m) => this.onDone(from, m),
+    'adm.remember': (_from, m) => this.onRemember(m),
+    'adm.report': (from, m) => this.onReport(from, m),
+    'adm.sticky': (from, m) => this.onSticky(from, m),
+    'adm.claim': (from, m) => this.onClaim(from, m),
+    'adm.revoke': (from, m) => this.inHand.revoke(from, m),
+    'adm.unvote': (from, m) => this.onUnvote(from, m),
+    'adm.unvoted': (from, m) => this.onUnvoted(from, m),
+    'adm.live': (from, m) => this.onLive(from, m),
+    'adm.which': (from) => this.onWhich(from),
+  };
+
+  handle(type: MessageType, from: string, m: ClusterMessage): void {
+    this.handlers[type](from, m);
   }
 }
 
 export const messageTypes = ['adm.admit', 'adm.grant', 'adm.reject', 'adm.release', 'adm.done', 'adm.remember', 'adm.report', 'adm.sticky', 'adm.claim', 'adm.revoke', 'adm.unvote', 'adm.unvoted', 'adm.live', 'adm.which'] as const;
+type MessageType = (typeof messageTypes)[number];
 
 /**
  * Wires a replica's pool schedulers to the cluster: messages routed by pool, and every change that

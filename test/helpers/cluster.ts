@@ -3,11 +3,24 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 import { startGateway, writeConfig, type Started } from './process.js';
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
+  // Below Linux's ephemeral range (32768-60999): a port the OS hands out for listen(0) may be taken
+  // by an outgoing connection before the gateway that was given it binds it (EADDRINUSE, seen).
+  for (let tries = 0; tries < 50; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await bindable(host, port)) return port;
+  }
   const server = createServer();
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+async function bindable(host: string, port: number): Promise<boolean> {
+  const server = createServer();
+  const ok = await new Promise<boolean>((resolve) => server.once('error', () => resolve(false)).listen(port, host, () => resolve(true)));
+  if (ok) await new Promise<void>((resolve) => server.close(() => resolve()));
+  return ok;
 }
 
 /** Polls `probe` until it returns a value other than undefined; fails with `what` and the last value seen after `timeoutMs`. */
